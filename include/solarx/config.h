@@ -1,0 +1,67 @@
+/* The service's configuration: INI file, then SOLARX_<SECTION>_<KEY> environment overrides,
+ * then validation. A struct, never globals: a reload parses a new one and swaps. */
+#ifndef SOLARX_CONFIG_H
+#define SOLARX_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "solarx/reading.h"
+
+#define CONFIG_DEFAULT_PATH "/etc/solarx/solarx-stream.conf"
+
+/* One librdkafka property of the [kafka] section, passed on unchanged. */
+struct config_kv {
+    char *key;
+    char *value;
+    bool secret; /* came from a *_file key or names a password: never logged */
+};
+
+enum config_log_level { CONFIG_LOG_ERROR, CONFIG_LOG_WARN, CONFIG_LOG_INFO, CONFIG_LOG_DEBUG };
+
+struct config {
+    char *path; /* the file it was read from */
+
+    /* [solarx] */
+    char *source_timezone;
+    int32_t default_home_id;
+    int32_t default_panel_id;
+    int32_t window_minutes;
+    int32_t flush_interval_ms;
+    int32_t flush_max_readings;   /* size bound of one flush */
+    int32_t allowed_lateness_s;   /* watermark lag before a window leaves memory */
+    int32_t raw_retention_days;
+    char *http_listen;            /* "host:port"; empty disables the endpoint */
+    char *appliances_file;
+    char *panels_file;
+    bool migrate_on_start;
+    enum config_log_level log_level;
+
+    /* [topics], indexed by enum reading_kind */
+    char *topic[READING_KIND_COUNT];
+
+    /* [kafka] */
+    struct config_kv *kafka;
+    size_t kafka_count;
+
+    /* [postgres] */
+    char *pg_conninfo;
+    char *pg_password; /* from password_file, or NULL; secret */
+};
+
+/* Reads path (which must exist), applies environment overrides from envp (NULL means the process
+ * environment) and validates. Returns a new config, or NULL with a one-line reason naming the file,
+ * line and key in errstr (`config: /etc/x.conf:12: [solarx] unknown key "flush_ms"`). */
+struct config *config_load(const char *path, char *const *envp, char *errstr, size_t errstr_size);
+
+void config_destroy(struct config *cfg);
+
+/* Value of a [kafka] key, or NULL. */
+const char *config_kafka_get(const struct config *cfg, const char *key);
+
+/* Name of a log level ("info"), and the reverse; returns false for an unknown name. */
+const char *config_log_level_name(enum config_log_level level);
+bool config_log_level_parse(const char *name, enum config_log_level *out);
+
+#endif
