@@ -38,6 +38,7 @@ static const struct key_spec key_specs[] = {
     STR("solarx", "http_listen", http_listen),
     STR("solarx", "appliances_file", appliances_file),
     STR("solarx", "panels_file", panels_file),
+    STR("solarx", "migrations_dir", migrations_dir),
     {"solarx", "migrate_on_start", KEY_BOOL, offsetof(struct config, migrate_on_start), 0, 0},
     {"solarx", "log_level", KEY_LOG_LEVEL, offsetof(struct config, log_level), 0, 0},
     STR("topics", "home", topic[READING_HOME]),
@@ -337,6 +338,7 @@ static void set_defaults(struct config *cfg)
     cfg->appliances_file = xstrdup("/etc/solarx/home_appliances.json");
     cfg->panels_file = xstrdup("/etc/solarx/solar_panels.json");
     cfg->migrate_on_start = false;
+    cfg->migrations_dir = xstrdup(SOLARX_MIGRATIONS_DIR);
     cfg->log_level = CONFIG_LOG_INFO;
     cfg->topic[READING_HOME] = xstrdup("home_energy_consumption");
     cfg->topic[READING_SOLAR] = xstrdup("solar_energy_data");

@@ -36,6 +36,7 @@ struct config {
     char *appliances_file;
     char *panels_file;
     bool migrate_on_start;
+    char *migrations_dir;         /* the numbered *.sql files */
     enum config_log_level log_level;
 
     /* [topics], indexed by enum reading_kind */

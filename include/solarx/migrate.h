@@ -1,0 +1,54 @@
+/* The migrations ledger: numbered SQL files in migrations/, applied in order, each once, each in
+ * its own transaction, with a SHA-256 checksum per file that must never change afterwards. */
+#ifndef SOLARX_MIGRATE_H
+#define SOLARX_MIGRATE_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define MIGRATE_CHECKSUM_SIZE 65 /* hex SHA-256 + NUL */
+
+struct migration {
+    int version;          /* the NNNN of NNNN_name.sql */
+    char *name;           /* "name" */
+    char *path;           /* full path of the file */
+    char *sql;            /* its contents */
+    char checksum[MIGRATE_CHECKSUM_SIZE];
+};
+
+struct migration_set {
+    struct migration *items; /* sorted by version, versions unique */
+    size_t count;
+};
+
+/* A ledger row: what was applied. */
+struct migration_applied {
+    int version;
+    const char *name;
+    const char *checksum;
+};
+
+/* Reads every *.sql file of dir (names must be NNNN_name.sql, versions unique) into out, sorted.
+ * Returns 0, or -1 with errstr naming the file at fault. Free with migrate_set_free. */
+int migrate_scan_dir(const char *dir, struct migration_set *out, char *errstr, size_t errstr_size)
+    __attribute__((warn_unused_result));
+void migrate_set_free(struct migration_set *set);
+
+/* Hex SHA-256 of len bytes of data into out. */
+void migrate_checksum(const void *data, size_t len, char out[MIGRATE_CHECKSUM_SIZE]);
+
+/* Compares the ledger with the files. Returns the index in files of the first migration to apply
+ * (files->count when none is pending), or -1 with errstr when an applied migration's checksum
+ * differs from its file, or a ledger entry's file is missing while a later file is pending. */
+long migrate_plan(const struct migration_set *files, const struct migration_applied *applied,
+                  size_t applied_count, char *errstr, size_t errstr_size)
+    __attribute__((warn_unused_result));
+
+/* Applies every pending migration of dir on conn (blocking; used before the service is READY).
+ * Serialised against concurrent runs with an advisory lock. *applied_out gets how many ran.
+ * Returns 0, or -1 with errstr. */
+int migrate_run(PGconn *conn, const char *dir, int *applied_out, char *errstr, size_t errstr_size)
+    __attribute__((warn_unused_result));
+
+#endif
