@@ -5,9 +5,11 @@
 #include <string.h>
 
 /* conninfo is expanded by libpq (expand_dbname); the password rides beside it. */
-static void connect_params(const struct config *cfg, const char *keys[4], const char *values[4])
+static void connect_params(const struct config *cfg, const char *keys[5], const char *values[5])
 {
     int n = 0;
+    /* A default the conninfo, expanded after it, may override. */
+    keys[n] = "connect_timeout", values[n++] = "10";
     keys[n] = "dbname", values[n++] = cfg->pg_conninfo;
     keys[n] = "application_name", values[n++] = "solarx-stream";
     if (cfg->pg_password)
@@ -17,7 +19,7 @@ static void connect_params(const struct config *cfg, const char *keys[4], const 
 
 PGconn *db_connect_blocking(const struct config *cfg, char *errstr, size_t errstr_size)
 {
-    const char *keys[4], *values[4];
+    const char *keys[5], *values[5];
     connect_params(cfg, keys, values);
     PGconn *conn = PQconnectdbParams(keys, values, 1);
     if (!conn) {
@@ -38,7 +40,7 @@ PGconn *db_connect_blocking(const struct config *cfg, char *errstr, size_t errst
 
 PGconn *db_connect_start(const struct config *cfg)
 {
-    const char *keys[4], *values[4];
+    const char *keys[5], *values[5];
     connect_params(cfg, keys, values);
     return PQconnectStartParams(keys, values, 1);
 }

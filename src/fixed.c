@@ -42,8 +42,12 @@ bool fixed_parse(const char *text, fixed_t *out)
         return false;
     for (int i = frac_digits; i < 6; i++)
         frac *= 10;
-    int64_t value = whole * FIXED_SCALE + frac;
-    *out = negative ? -value : value;
+    int64_t value;
+    if (__builtin_mul_overflow(whole, FIXED_SCALE, &value) ||
+        (negative ? __builtin_sub_overflow(-value, frac, &value)
+                  : __builtin_add_overflow(value, frac, &value)))
+        return false;
+    *out = value;
     return true;
 }
 

@@ -9,6 +9,7 @@
 #include "solarx/db.h"
 #include "solarx/log.h"
 #include "solarx/migrate.h"
+#include "solarx/service.h"
 
 static const char usage_text[] =
     "usage: solarx-stream COMMAND [-c FILE] [OPTIONS]\n"
@@ -16,6 +17,7 @@ static const char usage_text[] =
     "Consumes the Solar-X Kafka topics into a PostgreSQL warehouse.\n"
     "\n"
     "Commands:\n"
+    "  run        the service: consume the topics and keep the warehouse until SIGTERM\n"
     "  migrate    apply pending migrations from [solarx] migrations_dir, then exit\n"
     "  version    print the version\n"
     "\n"
@@ -37,6 +39,19 @@ static const char migrate_usage[] =
 
 /* parse_common's "help was printed: exit 0". */
 #define CLI_HELP_SHOWN (-1)
+
+static const char run_usage[] =
+    "usage: solarx-stream run [-c FILE]\n"
+    "\n"
+    "Joins the consumer group [kafka] group.id on the [topics], decodes every message\n"
+    "(undecodable ones go to solarx_raw.dead_letters), windows the readings and, every\n"
+    "flush_interval_ms or flush_max_readings, writes raw rows, window facts, dead letters\n"
+    "and offsets in one PostgreSQL transaction; Kafka offsets are committed after it.\n"
+    "Partitions resume at the offsets stored in PostgreSQL.\n"
+    "With migrate_on_start, pending migrations are applied first.\n"
+    "\n"
+    "Signals: SIGTERM/SIGINT write the last batch, commit and exit 0 (a second one exits\n"
+    "at once); SIGHUP reloads log_level, flush_interval_ms and flush_max_readings.\n";
 
 struct cli {
     const char *command;
@@ -111,6 +126,18 @@ out:
     return status;
 }
 
+static int command_run(const struct cli *cli)
+{
+    char err[1024] = "";
+    struct config *cfg = load_config(cli);
+    if (!cfg)
+        return EX_CONFIG;
+    int rc = service_run(cfg, err, sizeof(err)); /* owns cfg */
+    if (rc != 0 && err[0])
+        fprintf(stderr, "solarx-stream: %s\n", err);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     struct cli cli = {.config_path = CONFIG_DEFAULT_PATH};
@@ -132,7 +159,10 @@ int main(int argc, char **argv)
 
     const char *help = NULL;
     int (*run)(const struct cli *) = NULL;
-    if (strcmp(cli.command, "migrate") == 0) {
+    if (strcmp(cli.command, "run") == 0) {
+        help = run_usage;
+        run = command_run;
+    } else if (strcmp(cli.command, "migrate") == 0) {
         help = migrate_usage;
         run = command_migrate;
     } else {

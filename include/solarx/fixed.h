@@ -11,8 +11,10 @@
 typedef int64_t fixed_t;
 
 #define FIXED_SCALE 1000000LL
-/* Largest magnitude a decoded value may have: keeps sums of a window far from overflow. */
-#define FIXED_MAX_INPUT 1000000000000LL /* 1e12 units: keeps window sums far from overflow */
+/* Largest magnitude a decoded value may have: 1e9 units (a GWh in one second). A window of
+ * 3600 such seconds sums to 3.6e12 units = 3.6e18 millionths, below INT64_MAX (9.2e18), so
+ * window sums cannot overflow. */
+#define FIXED_MAX_INPUT 1000000000LL
 
 /* Converts a decoded JSON number to fixed point, rounding half away from zero at the
  * sixth decimal. Returns false when the value is not finite or beyond FIXED_MAX_INPUT. */

@@ -1,0 +1,91 @@
+/* A batch: everything consumed since the last flush, grouped for one PostgreSQL transaction —
+ * readings by window, dead letters, and the next offset of every partition they came from. */
+#ifndef SOLARX_BATCH_H
+#define SOLARX_BATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uthash.h>
+
+#include "solarx/clock.h"
+#include "solarx/reading.h"
+#include "solarx/window.h"
+
+/* A reading with the coordinates it came from (partition -1 for a dump file). */
+struct batch_reading {
+    struct reading r;
+    int32_t partition;
+    int64_t offset;
+};
+
+/* The readings of one device's window in this batch, in arrival order. */
+struct batch_window {
+    struct window_key key;
+    struct batch_reading *items;
+    size_t count, cap;
+    UT_hash_handle hh;
+};
+
+struct batch_dead_letter {
+    enum reading_kind kind; /* which topic */
+    int32_t partition;
+    int64_t offset;
+    char *key;              /* may be NULL */
+    size_t key_len;
+    char *payload;
+    size_t payload_len;
+    char reason[40];        /* decode_error_name() */
+    char *error;            /* the full reason */
+};
+
+/* Next offset to consume of one partition: what the flush stores and then commits. */
+struct batch_offset {
+    struct {
+        int32_t kind;
+        int32_t partition;
+    } id;
+    int64_t next_offset;
+    UT_hash_handle hh;
+};
+
+struct batch {
+    int32_t window_seconds;
+    const struct clock_zone *zone; /* borrowed */
+    struct batch_window *windows;  /* uthash by key */
+    size_t window_count;
+    size_t reading_count;
+    struct batch_dead_letter *dead;
+    size_t dead_count, dead_cap;
+    struct batch_offset *offsets; /* uthash by id */
+    size_t offset_count;
+};
+
+/* A new empty batch for windows of window_seconds aligned in zone (borrowed, must outlive it). */
+struct batch *batch_new(int32_t window_seconds, const struct clock_zone *zone);
+void batch_destroy(struct batch *b);
+/* Empties b, keeping its settings. */
+void batch_clear(struct batch *b);
+bool batch_is_empty(const struct batch *b);
+
+/* Files r under its window. Solar windows are keyed by panel alone (home_id 0 in the key), as
+ * their fact rows are; the reading keeps its home_id. */
+void batch_add_reading(struct batch *b, const struct reading *r, int32_t partition, int64_t offset);
+
+/* Keeps a copy of a rejected message with its reason. key may be NULL. */
+void batch_add_dead_letter(struct batch *b, enum reading_kind kind, int32_t partition,
+                           int64_t offset, const void *key, size_t key_len, const void *payload,
+                           size_t payload_len, const char *reason, const char *error);
+
+/* Records that the message at offset was consumed: the partition's next offset becomes
+ * offset + 1 unless already beyond. */
+void batch_note_offset(struct batch *b, enum reading_kind kind, int32_t partition, int64_t offset);
+
+/* The windows sorted by window_key_compare, in a new array of window_count pointers the caller
+ * frees (the windows stay owned by b). NULL when there are none. */
+struct batch_window **batch_sorted_windows(const struct batch *b);
+
+/* Moves everything of src into dst (same window length and zone) and empties src. */
+void batch_absorb(struct batch *dst, struct batch *src);
+
+#endif

@@ -1,0 +1,70 @@
+/* One batch -> one PostgreSQL transaction: lock the windows it touches, read their stored state,
+ * merge only the seconds not yet counted, then write raw rows, window (fact) state, dim_date rows,
+ * dead letters and consumer offsets, and COMMIT. Runs on libpq's non-blocking pipeline mode, as a
+ * state machine driven by readiness of the connection's socket (or by flusher_run_blocking). */
+#ifndef SOLARX_FLUSH_H
+#define SOLARX_FLUSH_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "solarx/batch.h"
+#include "solarx/clock.h"
+#include "solarx/config.h"
+
+/* What the last committed flush did. */
+struct flush_stats {
+    size_t readings;              /* readings in the batch */
+    size_t accepted;              /* new seconds counted into windows */
+    size_t duplicates;            /* readings whose second was already counted */
+    size_t raw_inserted[READING_KIND_COUNT];
+    size_t windows_written;
+    size_t dead_letters;          /* dead letters newly stored */
+    size_t offsets;               /* partitions whose offsets were stored */
+    size_t partitions_created;
+    double elapsed_ms;            /* from start to COMMIT */
+};
+
+enum flush_progress {
+    FLUSH_BUSY,      /* waiting on the socket */
+    FLUSH_COMMITTED, /* the transaction committed: stats are valid, the batch may be dropped */
+    FLUSH_FAILED,    /* see flusher_error(); the connection was dropped, the batch is intact */
+};
+
+struct flusher;
+
+/* A flusher for cfg's settings (borrowed; flusher_set_config swaps it) and zone (borrowed).
+ * offsets_group is the consumer group the offsets are stored under, or NULL to store none
+ * (replay and ingest). */
+struct flusher *flusher_new(const struct config *cfg, const struct clock_zone *zone,
+                            const char *offsets_group);
+void flusher_destroy(struct flusher *f);
+void flusher_set_config(struct flusher *f, const struct config *cfg);
+
+/* Hands an established connection to the flusher, which owns it from now on (and puts it in
+ * non-blocking pipeline mode). Returns false (and closes conn) when that fails. */
+bool flusher_attach(struct flusher *f, PGconn *conn) __attribute__((warn_unused_result));
+/* The connection, or NULL when there is none (never attached, or dropped after a failure). */
+PGconn *flusher_conn(const struct flusher *f);
+bool flusher_busy(const struct flusher *f);
+
+/* Between flushes: reads whatever the server sent (notices, a termination). Returns false, and
+ * drops the connection, when it is gone. */
+bool flusher_check_idle(struct flusher *f);
+
+/* Starts writing b (borrowed until FLUSH_COMMITTED or FLUSH_FAILED; not modified). Returns
+ * FLUSH_BUSY once the first queries are on their way, FLUSH_FAILED when they cannot be sent. */
+enum flush_progress flusher_start(struct flusher *f, const struct batch *b);
+
+/* Call when the socket is readable (or writable while flusher_wants_write). */
+enum flush_progress flusher_on_io(struct flusher *f);
+bool flusher_wants_write(const struct flusher *f);
+
+/* Drives the flush in progress to its end with poll(2), for revocation and shutdown. */
+enum flush_progress flusher_run_blocking(struct flusher *f);
+
+const struct flush_stats *flusher_stats(const struct flusher *f);
+const char *flusher_error(const struct flusher *f);
+
+#endif

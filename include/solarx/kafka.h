@@ -1,0 +1,56 @@
+/* The Kafka side: a consumer-group member (cooperative-sticky, no auto commit) joined to the
+ * libevent loop through rd_kafka_queue_io_event_enable on a non-blocking pipe, drained with zero
+ * timeouts; partitions start at the offsets the owner supplies; offsets are committed only when
+ * told. */
+#ifndef SOLARX_KAFKA_H
+#define SOLARX_KAFKA_H
+
+#include <event2/event.h>
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "solarx/batch.h"
+#include "solarx/config.h"
+
+struct kafka_consumer;
+
+struct kafka_handlers {
+    /* One message of a configured topic (kind resolved); msg is destroyed after the call. */
+    void (*on_message)(void *opaque, enum reading_kind kind, const rd_kafka_message_t *msg);
+    /* Partitions being assigned: set each element's offset to where consumption must start
+     * (RD_KAFKA_OFFSET_INVALID: Kafka's committed offset, else auto.offset.reset). */
+    void (*on_assign)(void *opaque, rd_kafka_topic_partition_list_t *partitions);
+    /* Partitions being revoked (or lost: then nothing may be committed): flush what was consumed
+     * from them and commit it before returning. */
+    void (*on_revoke)(void *opaque, const rd_kafka_topic_partition_list_t *partitions, bool lost);
+    void *opaque;
+};
+
+/* Creates the consumer from cfg's [kafka] keys (passed unchanged; the service's own settings
+ * enable.auto.commit=false, enable.auto.offset.store=false and, unless configured,
+ * partition.assignment.strategy=cooperative-sticky are added) and subscribes to the three topics.
+ * Returns NULL with errstr ("kafka: No such configuration property: \"bootstrap.server\"…"). */
+struct kafka_consumer *kafka_consumer_new(const struct config *cfg, struct event_base *base,
+                                          const struct kafka_handlers *handlers, char *errstr,
+                                          size_t errstr_size);
+
+/* Stops fetching (pause) or starts again (resume) on every assigned partition. While paused the
+ * loop still serves rebalances and the poll interval. */
+void kafka_consumer_set_paused(struct kafka_consumer *kc, bool paused);
+bool kafka_consumer_paused(const struct kafka_consumer *kc);
+
+/* Commits the batch's next offsets to Kafka (asynchronously unless sync). Returns false when the
+ * commit could not even be requested; an asynchronous failure is logged. */
+bool kafka_consumer_commit(struct kafka_consumer *kc, const struct batch *b, bool sync);
+
+/* Number of partitions currently assigned. */
+int kafka_consumer_assigned(const struct kafka_consumer *kc);
+
+/* Leaves the group (revoke handlers run) and destroys the consumer. */
+void kafka_consumer_close(struct kafka_consumer *kc);
+
+/* The librdkafka handle, for lag queries. */
+rd_kafka_t *kafka_consumer_handle(struct kafka_consumer *kc);
+
+#endif

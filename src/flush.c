@@ -1,0 +1,889 @@
+/* The flush transaction: window locks, stored state, exact merge, bulk writes, offsets, COMMIT.
+ *
+ * Phase A (one pipeline): BEGIN; advisory locks on every (kind, window start) touched, in sorted
+ * order so that concurrent writers serialise without deadlock, even on windows no row exists for
+ * yet; SELECT the stored state of those windows. Then, in C, every reading of the batch is applied
+ * to its window's stored state; only readings whose second was not yet counted become raw rows.
+ * Phase B (one pipeline): day partitions, dim_date, raw rows (ON CONFLICT DO NOTHING: an operator
+ * may delete facts and replay while raw rows remain), the merged window states, dead letters,
+ * offsets (never moved backwards), COMMIT. Any error drops the connection, which rolls back. */
+#include "solarx/flush.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "solarx/log.h"
+#include "solarx/pgarray.h"
+
+/* Advisory lock namespace: pg_advisory_xact_lock(LOCK_CLASS + kind, window start / 60). */
+#define LOCK_CLASS 735800
+
+enum phase { PHASE_IDLE, PHASE_LOCK_AND_READ, PHASE_WRITE };
+
+/* What each query of the phase B pipeline is, to read its result. */
+enum query_tag { Q_OTHER, Q_PARTITIONS, Q_RAW, Q_FACT, Q_DEAD, Q_OFFSETS };
+
+#define MAX_QUERIES 16
+#define MAX_PARAMS 20
+
+struct flusher {
+    const struct config *cfg;
+    const struct clock_zone *zone;
+    char *offsets_group;
+    PGconn *conn;
+
+    enum phase phase;
+    const struct batch *batch;
+    struct batch_window **windows; /* sorted */
+    struct window_state *states;   /* parallel to windows */
+    int32_t *solar_home;           /* solar windows: home_id for the fact row */
+    bool *changed;                 /* parallel to windows: a new second was counted */
+    bool *accepted;                /* per reading, in window order: it was a new second */
+    size_t window_count;
+
+    enum query_tag tags[MAX_QUERIES];
+    int kinds[MAX_QUERIES];
+    int query_count; /* sent in this phase */
+    int query_index; /* whose results are being read */
+    bool want_write;
+    bool failed;
+
+    int64_t known_day_lo, known_day_hi; /* UTC days whose raw partitions exist (lo > hi: none) */
+    int64_t pending_day_lo, pending_day_hi;
+
+    struct pgarray arrays[MAX_PARAMS];
+    struct timespec started;
+    struct flush_stats stats;
+    char error[1024];
+};
+
+static const char *const select_sql[READING_KIND_COUNT] = {
+    [READING_HOME] =
+        "SELECT f.home_id, f.home_id, extract(epoch FROM f.date_key)::bigint, f.consumption_wh,"
+        " f.readings_count, f.min_consumption_wh, f.max_consumption_wh,"
+        " extract(epoch FROM f.first_ts)::bigint, extract(epoch FROM f.last_ts)::bigint,"
+        " 0, f.last_accumulated_wh, 0, 0, 0, false, 'ideal', f.seconds_seen, f.window_seconds"
+        " FROM unnest($1::int[], $2::int[], $3::bigint[]) AS k(home_id, device_id, start)"
+        " JOIN solarx_wh.fact_home_power_readings f"
+        "   ON f.home_id = k.home_id AND f.date_key = to_timestamp(k.start)",
+    [READING_SOLAR] =
+        "SELECT f.home_id, f.solar_panel_id, extract(epoch FROM f.date_key)::bigint,"
+        " f.generation_power_wh, f.readings_count, f.min_generation_wh, f.max_generation_wh,"
+        " extract(epoch FROM f.first_ts)::bigint, extract(epoch FROM f.last_ts)::bigint,"
+        " 0, f.last_accumulated_wh, 0, 0, 0, false, 'ideal', f.seconds_seen, f.window_seconds"
+        " FROM unnest($1::int[], $2::int[], $3::bigint[]) AS k(home_id, device_id, start)"
+        " JOIN solarx_wh.fact_solar_panel_power_readings f"
+        "   ON f.solar_panel_id = k.device_id AND f.date_key = to_timestamp(k.start)",
+    [READING_BATTERY] =
+        "SELECT f.home_id, f.battery_id, extract(epoch FROM f.date_key)::bigint, 0,"
+        " f.readings_count, f.min_energy_wh, f.max_energy_wh,"
+        " extract(epoch FROM f.first_ts)::bigint, extract(epoch FROM f.last_ts)::bigint,"
+        " f.current_energy_wh, 0, f.capacity_kwh, f.max_charge_speed_w, f.max_output_w,"
+        " f.is_charging, f.status, f.seconds_seen, f.window_seconds"
+        " FROM unnest($1::int[], $2::int[], $3::bigint[]) AS k(home_id, device_id, start)"
+        " JOIN solarx_wh.fact_battery_power_readings f"
+        "   ON f.home_id = k.home_id AND f.battery_id = k.device_id"
+        "  AND f.date_key = to_timestamp(k.start)",
+};
+
+static const char *const raw_sql[READING_KIND_COUNT] = {
+    [READING_HOME] =
+        "INSERT INTO solarx_raw.home_power_readings"
+        " (home_id, ts, consumption_wh, accumulated_wh, src_partition, src_offset)"
+        " SELECT h, to_timestamp(t), e, a, p, o"
+        " FROM unnest($1::int[], $2::bigint[], $3::numeric[], $4::numeric[], $5::int[],"
+        "             $6::bigint[]) AS u(h, t, e, a, p, o)"
+        " ON CONFLICT DO NOTHING",
+    [READING_SOLAR] =
+        "INSERT INTO solarx_raw.solar_panel_readings"
+        " (panel_id, ts, home_id, generation_wh, accumulated_wh, src_partition, src_offset)"
+        " SELECT d, to_timestamp(t), h, e, a, p, o"
+        " FROM unnest($1::int[], $2::bigint[], $3::int[], $4::numeric[], $5::numeric[],"
+        "             $6::int[], $7::bigint[]) AS u(d, t, h, e, a, p, o)"
+        " ON CONFLICT DO NOTHING",
+    [READING_BATTERY] =
+        "INSERT INTO solarx_raw.battery_readings"
+        " (home_id, battery_id, ts, battery_name, capacity_kwh, max_charge_speed_w,"
+        "  current_energy_wh, is_charging, status, max_output_w, src_partition, src_offset)"
+        " SELECT h, d, to_timestamp(t), 'battery_' || d, c, s, e, ch, st, mo, p, o"
+        " FROM unnest($1::int[], $2::int[], $3::bigint[], $4::numeric[], $5::numeric[],"
+        "             $6::numeric[], $7::bool[], $8::text[], $9::numeric[], $10::int[],"
+        "             $11::bigint[]) AS u(h, d, t, c, s, e, ch, st, mo, p, o)"
+        " ON CONFLICT DO NOTHING",
+};
+
+static const char *const fact_sql[READING_KIND_COUNT] = {
+    [READING_HOME] =
+        "INSERT INTO solarx_wh.fact_home_power_readings AS f"
+        " (home_id, date_key, consumption_wh, readings_count, min_consumption_wh,"
+        "  max_consumption_wh, last_accumulated_wh, first_ts, last_ts, window_seconds,"
+        "  seconds_seen)"
+        " SELECT h, to_timestamp(s), sm, c, mn, mx, la, to_timestamp(ft), to_timestamp(lt),"
+        "        $10::int, seen"
+        " FROM unnest($1::int[], $2::bigint[], $3::numeric[], $4::int[], $5::numeric[],"
+        "             $6::numeric[], $7::numeric[], $8::bigint[], $9::bigint[], $11::bytea[])"
+        "      AS u(h, s, sm, c, mn, mx, la, ft, lt, seen)"
+        " ON CONFLICT (home_id, date_key) DO UPDATE SET"
+        "  consumption_wh = EXCLUDED.consumption_wh, readings_count = EXCLUDED.readings_count,"
+        "  min_consumption_wh = EXCLUDED.min_consumption_wh,"
+        "  max_consumption_wh = EXCLUDED.max_consumption_wh,"
+        "  last_accumulated_wh = EXCLUDED.last_accumulated_wh, first_ts = EXCLUDED.first_ts,"
+        "  last_ts = EXCLUDED.last_ts, window_seconds = EXCLUDED.window_seconds,"
+        "  seconds_seen = EXCLUDED.seconds_seen, updated_at = now()",
+    [READING_SOLAR] =
+        "INSERT INTO solarx_wh.fact_solar_panel_power_readings AS f"
+        " (solar_panel_id, date_key, home_id, generation_power_wh, readings_count,"
+        "  min_generation_wh, max_generation_wh, last_accumulated_wh, first_ts, last_ts,"
+        "  window_seconds, seconds_seen)"
+        " SELECT d, to_timestamp(s), h, sm, c, mn, mx, la, to_timestamp(ft), to_timestamp(lt),"
+        "        $11::int, seen"
+        " FROM unnest($1::int[], $2::bigint[], $3::int[], $4::numeric[], $5::int[],"
+        "             $6::numeric[], $7::numeric[], $8::numeric[], $9::bigint[], $10::bigint[],"
+        "             $12::bytea[]) AS u(d, s, h, sm, c, mn, mx, la, ft, lt, seen)"
+        " ON CONFLICT (solar_panel_id, date_key) DO UPDATE SET home_id = EXCLUDED.home_id,"
+        "  generation_power_wh = EXCLUDED.generation_power_wh,"
+        "  readings_count = EXCLUDED.readings_count,"
+        "  min_generation_wh = EXCLUDED.min_generation_wh,"
+        "  max_generation_wh = EXCLUDED.max_generation_wh,"
+        "  last_accumulated_wh = EXCLUDED.last_accumulated_wh, first_ts = EXCLUDED.first_ts,"
+        "  last_ts = EXCLUDED.last_ts, window_seconds = EXCLUDED.window_seconds,"
+        "  seconds_seen = EXCLUDED.seconds_seen, updated_at = now()",
+    [READING_BATTERY] =
+        "INSERT INTO solarx_wh.fact_battery_power_readings AS f"
+        " (home_id, battery_id, date_key, current_energy_wh, is_charging, status, capacity_kwh,"
+        "  max_charge_speed_w, max_output_w, min_energy_wh, max_energy_wh, readings_count,"
+        "  first_ts, last_ts, window_seconds, seconds_seen)"
+        " SELECT h, d, to_timestamp(s), e, ch, st, c, sp, mo, mn, mx, n, to_timestamp(ft),"
+        "        to_timestamp(lt), $15::int, seen"
+        " FROM unnest($1::int[], $2::int[], $3::bigint[], $4::numeric[], $5::bool[],"
+        "             $6::text[], $7::numeric[], $8::numeric[], $9::numeric[], $10::numeric[],"
+        "             $11::numeric[], $12::int[], $13::bigint[], $14::bigint[], $16::bytea[])"
+        "      AS u(h, d, s, e, ch, st, c, sp, mo, mn, mx, n, ft, lt, seen)"
+        " ON CONFLICT (home_id, battery_id, date_key) DO UPDATE SET"
+        "  current_energy_wh = EXCLUDED.current_energy_wh, is_charging = EXCLUDED.is_charging,"
+        "  status = EXCLUDED.status, capacity_kwh = EXCLUDED.capacity_kwh,"
+        "  max_charge_speed_w = EXCLUDED.max_charge_speed_w,"
+        "  max_output_w = EXCLUDED.max_output_w, min_energy_wh = EXCLUDED.min_energy_wh,"
+        "  max_energy_wh = EXCLUDED.max_energy_wh, readings_count = EXCLUDED.readings_count,"
+        "  first_ts = EXCLUDED.first_ts, last_ts = EXCLUDED.last_ts,"
+        "  window_seconds = EXCLUDED.window_seconds, seconds_seen = EXCLUDED.seconds_seen,"
+        "  updated_at = now()",
+};
+
+static const char dead_letter_sql[] =
+    "INSERT INTO solarx_raw.dead_letters"
+    " (topic, \"partition\", \"offset\", key, payload, reason, error)"
+    " SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bytea[], $5::bytea[],"
+    "                      $6::text[], $7::text[])"
+    " ON CONFLICT DO NOTHING";
+
+static const char offsets_sql[] =
+    "INSERT INTO solarx_meta.consumer_offsets AS o"
+    " (consumer_group, topic, \"partition\", next_offset)"
+    " SELECT $1, t, p, n FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u(t, p, n)"
+    " ON CONFLICT (consumer_group, topic, \"partition\") DO UPDATE"
+    " SET next_offset = GREATEST(o.next_offset, EXCLUDED.next_offset), updated_at = now()";
+
+struct flusher *flusher_new(const struct config *cfg, const struct clock_zone *zone,
+                            const char *offsets_group)
+{
+    struct flusher *f = calloc(1, sizeof(*f));
+    if (!f)
+        return NULL;
+    f->cfg = cfg;
+    f->zone = zone;
+    f->offsets_group = offsets_group ? strdup(offsets_group) : NULL;
+    f->known_day_lo = 1;
+    f->known_day_hi = 0;
+    return f;
+}
+
+static void release_flush(struct flusher *f)
+{
+    free(f->windows);
+    free(f->states);
+    free(f->solar_home);
+    free(f->changed);
+    free(f->accepted);
+    f->windows = NULL;
+    f->states = NULL;
+    f->solar_home = NULL;
+    f->changed = NULL;
+    f->accepted = NULL;
+    f->window_count = 0;
+    f->batch = NULL;
+    f->phase = PHASE_IDLE;
+}
+
+void flusher_destroy(struct flusher *f)
+{
+    if (!f)
+        return;
+    release_flush(f);
+    if (f->conn)
+        PQfinish(f->conn);
+    for (int i = 0; i < MAX_PARAMS; i++)
+        pgarray_free(&f->arrays[i]);
+    free(f->offsets_group);
+    free(f);
+}
+
+void flusher_set_config(struct flusher *f, const struct config *cfg)
+{
+    f->cfg = cfg;
+}
+
+bool flusher_attach(struct flusher *f, PGconn *conn)
+{
+    if (f->conn)
+        PQfinish(f->conn);
+    f->conn = conn;
+    if (PQsetnonblocking(conn, 1) != 0 || PQenterPipelineMode(conn) != 1) {
+        snprintf(f->error, sizeof(f->error), "postgres: cannot enter pipeline mode: %s",
+                 PQerrorMessage(conn));
+        PQfinish(conn);
+        f->conn = NULL;
+        return false;
+    }
+    return true;
+}
+
+PGconn *flusher_conn(const struct flusher *f)
+{
+    return f->conn;
+}
+
+bool flusher_busy(const struct flusher *f)
+{
+    return f->phase != PHASE_IDLE;
+}
+
+bool flusher_wants_write(const struct flusher *f)
+{
+    return f->want_write;
+}
+
+const struct flush_stats *flusher_stats(const struct flusher *f)
+{
+    return &f->stats;
+}
+
+const char *flusher_error(const struct flusher *f)
+{
+    return f->error;
+}
+
+/* Records the first error of this flush (with the query that failed, when known). */
+static void set_error(struct flusher *f, const char *what, const char *detail)
+{
+    if (f->failed)
+        return;
+    f->failed = true;
+    char clean[768];
+    snprintf(clean, sizeof(clean), "%s", detail ? detail : "");
+    clean[strcspn(clean, "\n")] = '\0';
+    snprintf(f->error, sizeof(f->error), "postgres: %s: %s", what, clean);
+}
+
+bool flusher_check_idle(struct flusher *f)
+{
+    if (!f->conn)
+        return false;
+    if (f->phase != PHASE_IDLE)
+        return true;
+    if (PQconsumeInput(f->conn) && PQstatus(f->conn) == CONNECTION_OK) {
+        PGresult *res;
+        while (!PQisBusy(f->conn) && (res = PQgetResult(f->conn)) != NULL)
+            PQclear(res);
+        return true;
+    }
+    set_error(f, "connection", PQerrorMessage(f->conn));
+    PQfinish(f->conn);
+    f->conn = NULL;
+    return false;
+}
+
+static enum flush_progress fail_flush(struct flusher *f)
+{
+    if (f->conn) {
+        PQfinish(f->conn); /* the server rolls the transaction back */
+        f->conn = NULL;
+    }
+    f->want_write = false;
+    /* Partitions may have been dropped meanwhile (retention, an operator): ask again. */
+    f->known_day_lo = 1;
+    f->known_day_hi = 0;
+    release_flush(f);
+    return FLUSH_FAILED;
+}
+
+static struct pgarray *arr(struct flusher *f, int i)
+{
+    pgarray_reset(&f->arrays[i]);
+    return &f->arrays[i];
+}
+
+static bool send_query(struct flusher *f, enum query_tag tag, int kind, const char *sql,
+                       int nparams, const char *const *values)
+{
+    if (f->query_count >= MAX_QUERIES) {
+        set_error(f, "internal", "too many queries in one pipeline");
+        return false;
+    }
+    if (!PQsendQueryParams(f->conn, sql, nparams, NULL, values, NULL, NULL, 0)) {
+        set_error(f, "sending a query", PQerrorMessage(f->conn));
+        return false;
+    }
+    f->tags[f->query_count] = tag;
+    f->kinds[f->query_count] = kind;
+    f->query_count++;
+    return true;
+}
+
+/* Ends the phase's pipeline and pushes what libpq buffered. */
+static bool sync_and_flush(struct flusher *f)
+{
+    if (PQpipelineSync(f->conn) != 1) {
+        set_error(f, "pipeline sync", PQerrorMessage(f->conn));
+        return false;
+    }
+    int rc = PQflush(f->conn);
+    if (rc < 0) {
+        set_error(f, "sending", PQerrorMessage(f->conn));
+        return false;
+    }
+    f->want_write = rc == 1;
+    f->query_index = 0;
+    return true;
+}
+
+static int compare_lock(const void *a, const void *b)
+{
+    const int64_t *x = a, *y = b;
+    return (*x > *y) - (*x < *y);
+}
+
+/* Phase A: BEGIN, the window locks, and the stored state of every window of the batch. */
+static bool send_lock_and_read(struct flusher *f)
+{
+    size_t n = f->window_count;
+    int64_t *locks = calloc(n ? n : 1, sizeof(*locks));
+    if (!locks) {
+        set_error(f, "internal", "out of memory");
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct window_key *k = &f->windows[i]->key;
+        locks[i] = (int64_t)(LOCK_CLASS + k->kind) << 32 | (uint32_t)(k->start / 60);
+    }
+    qsort(locks, n, sizeof(*locks), compare_lock);
+    struct pgarray *classes = arr(f, 0), *objects = arr(f, 1);
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && locks[i] == locks[i - 1])
+            continue;
+        pgarray_add_int(classes, locks[i] >> 32);
+        pgarray_add_int(objects, (int32_t)(uint32_t)locks[i]);
+    }
+    free(locks);
+
+    f->query_count = 0;
+    const char *lock_params[2] = {pgarray_finish(classes), pgarray_finish(objects)};
+    if (!send_query(f, Q_OTHER, -1, "BEGIN", 0, NULL) ||
+        !send_query(f, Q_OTHER, -1,
+                    "SELECT count(pg_advisory_xact_lock(c, o))"
+                    " FROM unnest($1::int[], $2::int[]) AS u(c, o)",
+                    2, lock_params))
+        return false;
+    for (int kind = 0; kind < READING_KIND_COUNT; kind++) {
+        struct pgarray *homes = arr(f, 2), *devices = arr(f, 3), *starts = arr(f, 4);
+        for (size_t i = 0; i < n; i++) {
+            const struct window_key *k = &f->windows[i]->key;
+            if (k->kind != kind)
+                continue;
+            pgarray_add_int(homes, k->home_id);
+            pgarray_add_int(devices, k->device_id);
+            pgarray_add_int(starts, k->start);
+        }
+        const char *params[3] = {pgarray_finish(homes), pgarray_finish(devices),
+                                 pgarray_finish(starts)};
+        if (!send_query(f, Q_OTHER, kind, select_sql[kind], 3, params))
+            return false;
+    }
+    return sync_and_flush(f);
+}
+
+static bool parse_fixed(PGresult *res, int row, int col, fixed_t *out)
+{
+    return fixed_parse(PQgetvalue(res, row, col), out);
+}
+
+static long find_window(const struct flusher *f, const struct window_key *key)
+{
+    size_t lo = 0, hi = f->window_count;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = window_key_compare(&f->windows[mid]->key, key);
+        if (c == 0)
+            return (long)mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+/* Loads the stored rows of one kind into f->states. */
+static bool load_stored_states(struct flusher *f, PGresult *res, int kind)
+{
+    for (int row = 0; row < PQntuples(res); row++) {
+        int32_t home_id = atoi(PQgetvalue(res, row, 0));
+        int32_t device_id = atoi(PQgetvalue(res, row, 1));
+        int64_t start = atoll(PQgetvalue(res, row, 2));
+        /* Solar windows are keyed by panel alone (the fact's key), see merge_batch. */
+        struct window_key key = window_key_make((enum reading_kind)kind,
+                                                kind == READING_SOLAR ? 0 : home_id, device_id,
+                                                start);
+        long i = find_window(f, &key);
+        if (i < 0)
+            continue;
+        if (atoi(PQgetvalue(res, row, 17)) != f->batch->window_seconds) {
+            set_error(f, "stored window",
+                      "a fact row has a different window_seconds than window_minutes configures; "
+                      "the grain of an existing warehouse cannot change");
+            return false;
+        }
+        struct window_state *w = &f->states[i];
+        bool ok = parse_fixed(res, row, 3, &w->sum_wh) && parse_fixed(res, row, 5, &w->min_wh) &&
+                  parse_fixed(res, row, 6, &w->max_wh) &&
+                  parse_fixed(res, row, 9, &w->last_energy_wh) &&
+                  parse_fixed(res, row, 10, &w->last_accumulated_wh) &&
+                  parse_fixed(res, row, 11, &w->last_capacity_kwh) &&
+                  parse_fixed(res, row, 12, &w->last_max_charge_speed_w) &&
+                  parse_fixed(res, row, 13, &w->last_max_output_w) &&
+                  window_seen_from_hex(w, PQgetvalue(res, row, 16));
+        w->readings_count = atoi(PQgetvalue(res, row, 4));
+        w->first_ts = atoll(PQgetvalue(res, row, 7));
+        w->last_ts = atoll(PQgetvalue(res, row, 8));
+        w->last_is_charging = PQgetvalue(res, row, 14)[0] == 't';
+        const char *status = PQgetvalue(res, row, 15);
+        w->last_status = strcmp(status, "charging") == 0      ? BATTERY_CHARGING
+                         : strcmp(status, "discharging") == 0 ? BATTERY_DISCHARGING
+                                                              : BATTERY_IDLE;
+        if (kind == READING_SOLAR)
+            f->solar_home[i] = home_id;
+        if (!ok || !window_state_is_consistent(w)) {
+            char what[160];
+            snprintf(what, sizeof(what), "stored %s window %d/%d at %lld",
+                     reading_kind_name(kind), home_id, device_id, (long long)start);
+            set_error(f, what, "row is inconsistent with its seconds_seen bitmap");
+            return false;
+        }
+    }
+    return true;
+}
+
+static int64_t floor_day(int64_t ts)
+{
+    return ts >= 0 ? ts / 86400 : -((-ts + 86399) / 86400);
+}
+
+/* Applies every reading of the batch to its window's stored state, in arrival order. Marks the
+ * readings that counted a new second (the raw rows to insert) and the windows that changed. The
+ * window states depend only on the set of seconds, never on the order. */
+static void merge_batch(struct flusher *f, int64_t *min_ts, int64_t *max_ts)
+{
+    struct flush_stats *st = &f->stats;
+    size_t flat = 0;
+    *min_ts = INT64_MAX;
+    *max_ts = INT64_MIN;
+    for (size_t i = 0; i < f->window_count; i++) {
+        const struct batch_window *bw = f->windows[i];
+        for (size_t j = 0; j < bw->count; j++, flat++) {
+            struct reading r = bw->items[j].r;
+            if (r.kind == READING_SOLAR) {
+                /* A panel's fact row is keyed by the panel; its home is the smallest seen. */
+                if (f->solar_home[i] == 0 || r.home_id < f->solar_home[i])
+                    f->solar_home[i] = r.home_id;
+                r.home_id = 0;
+            }
+            st->readings++;
+            if (!window_apply(&f->states[i], &r)) {
+                st->duplicates++;
+                continue;
+            }
+            st->accepted++;
+            f->accepted[flat] = true;
+            f->changed[i] = true;
+            if (r.ts < *min_ts)
+                *min_ts = r.ts;
+            if (r.ts > *max_ts)
+                *max_ts = r.ts;
+        }
+    }
+}
+
+/* Day partitions for the raw rows (unless known to exist) and dim_date rows for the windows. */
+static bool send_partitions_and_dates(struct flusher *f, int64_t min_ts, int64_t max_ts)
+{
+    f->pending_day_lo = floor_day(min_ts);
+    f->pending_day_hi = floor_day(max_ts);
+    if (f->pending_day_lo < f->known_day_lo || f->pending_day_hi > f->known_day_hi) {
+        char lo[24], hi[24];
+        snprintf(lo, sizeof(lo), "%lld", (long long)min_ts);
+        snprintf(hi, sizeof(hi), "%lld", (long long)max_ts);
+        const char *params[2] = {lo, hi};
+        if (!send_query(f, Q_PARTITIONS, -1,
+                        "SELECT solarx_raw.ensure_day_partitions(to_timestamp($1::bigint),"
+                        " to_timestamp($2::bigint))",
+                        2, params))
+            return false;
+    }
+    struct pgarray *starts = arr(f, 0);
+    for (size_t i = 0; i < f->window_count; i++)
+        if (f->changed[i])
+            pgarray_add_int(starts, f->windows[i]->key.start);
+    char minutes[16];
+    snprintf(minutes, sizeof(minutes), "%d", f->batch->window_seconds / 60);
+    const char *params[3] = {pgarray_finish(starts), clock_zone_name(f->zone), minutes};
+    return send_query(f, Q_OTHER, -1,
+                      "SELECT solarx_wh.ensure_dates(ARRAY(SELECT to_timestamp(s)"
+                      " FROM unnest($1::bigint[]) AS s), $2, $3::int)",
+                      3, params);
+}
+
+/* The raw rows of one kind: the readings merge_batch accepted. */
+static bool send_raw_rows(struct flusher *f, int kind)
+{
+    static const int param_count[READING_KIND_COUNT] = {6, 7, 11};
+    struct pgarray *a[11];
+    for (int i = 0; i < param_count[kind]; i++)
+        a[i] = arr(f, i);
+    size_t rows = 0, flat = 0;
+    for (size_t i = 0; i < f->window_count; i++) {
+        const struct batch_window *bw = f->windows[i];
+        if (bw->key.kind != kind) {
+            flat += bw->count;
+            continue;
+        }
+        for (size_t j = 0; j < bw->count; j++, flat++) {
+            if (!f->accepted[flat])
+                continue;
+            const struct reading *r = &bw->items[j].r;
+            rows++;
+            if (kind == READING_HOME) {
+                pgarray_add_int(a[0], r->home_id);
+                pgarray_add_int(a[1], r->ts);
+                pgarray_add_fixed(a[2], r->energy_wh);
+                pgarray_add_fixed(a[3], r->accumulated_wh);
+            } else if (kind == READING_SOLAR) {
+                pgarray_add_int(a[0], r->device_id);
+                pgarray_add_int(a[1], r->ts);
+                pgarray_add_int(a[2], r->home_id);
+                pgarray_add_fixed(a[3], r->energy_wh);
+                pgarray_add_fixed(a[4], r->accumulated_wh);
+            } else {
+                const char *status = reading_status_name(r->status);
+                pgarray_add_int(a[0], r->home_id);
+                pgarray_add_int(a[1], r->device_id);
+                pgarray_add_int(a[2], r->ts);
+                pgarray_add_fixed(a[3], r->capacity_kwh);
+                pgarray_add_fixed(a[4], r->max_charge_speed_w);
+                pgarray_add_fixed(a[5], r->energy_wh);
+                pgarray_add_bool(a[6], r->is_charging);
+                pgarray_add_text(a[7], status, strlen(status));
+                pgarray_add_fixed(a[8], r->max_output_w);
+            }
+            /* The source coordinates are always the last two parameters. */
+            pgarray_add_int(a[param_count[kind] - 2], bw->items[j].partition);
+            pgarray_add_int(a[param_count[kind] - 1], bw->items[j].offset);
+        }
+    }
+    if (rows == 0)
+        return true;
+    const char *params[11];
+    for (int i = 0; i < param_count[kind]; i++)
+        params[i] = pgarray_finish(a[i]);
+    return send_query(f, Q_RAW, kind, raw_sql[kind], param_count[kind], params);
+}
+
+/* The merged state of every changed window of one kind. */
+static bool send_window_states(struct flusher *f, int kind)
+{
+    static const int param_count[READING_KIND_COUNT] = {11, 12, 16};
+    struct pgarray *a[16];
+    for (int i = 0; i < param_count[kind]; i++)
+        a[i] = arr(f, i);
+    char window_seconds[16];
+    snprintf(window_seconds, sizeof(window_seconds), "%d", f->batch->window_seconds);
+    size_t rows = 0;
+    for (size_t i = 0; i < f->window_count; i++) {
+        const struct window_state *w = &f->states[i];
+        if (w->key.kind != kind || !f->changed[i])
+            continue;
+        rows++;
+        int n = 0;
+        if (kind == READING_HOME) {
+            pgarray_add_int(a[n++], w->key.home_id);
+            pgarray_add_int(a[n++], w->key.start);
+        } else if (kind == READING_SOLAR) {
+            pgarray_add_int(a[n++], w->key.device_id);
+            pgarray_add_int(a[n++], w->key.start);
+            pgarray_add_int(a[n++], f->solar_home[i]);
+        } else {
+            pgarray_add_int(a[n++], w->key.home_id);
+            pgarray_add_int(a[n++], w->key.device_id);
+            pgarray_add_int(a[n++], w->key.start);
+            const char *status = reading_status_name(w->last_status);
+            pgarray_add_fixed(a[n++], w->last_energy_wh);
+            pgarray_add_bool(a[n++], w->last_is_charging);
+            pgarray_add_text(a[n++], status, strlen(status));
+            pgarray_add_fixed(a[n++], w->last_capacity_kwh);
+            pgarray_add_fixed(a[n++], w->last_max_charge_speed_w);
+            pgarray_add_fixed(a[n++], w->last_max_output_w);
+        }
+        if (kind != READING_BATTERY)
+            pgarray_add_fixed(a[n++], w->sum_wh);
+        if (kind == READING_BATTERY) {
+            pgarray_add_fixed(a[n++], w->min_wh);
+            pgarray_add_fixed(a[n++], w->max_wh);
+            pgarray_add_int(a[n++], w->readings_count);
+        } else {
+            pgarray_add_int(a[n++], w->readings_count);
+            pgarray_add_fixed(a[n++], w->min_wh);
+            pgarray_add_fixed(a[n++], w->max_wh);
+            pgarray_add_fixed(a[n++], w->last_accumulated_wh);
+        }
+        pgarray_add_int(a[n++], w->first_ts);
+        pgarray_add_int(a[n++], w->last_ts);
+        n++; /* the window length: a scalar parameter */
+        pgarray_add_bytea(a[n++], w->seen, window_seen_bytes(w));
+    }
+    if (rows == 0)
+        return true;
+    const char *params[16];
+    for (int i = 0; i < param_count[kind]; i++)
+        params[i] = pgarray_finish(a[i]);
+    params[param_count[kind] - 2] = window_seconds;
+    return send_query(f, Q_FACT, kind, fact_sql[kind], param_count[kind], params);
+}
+
+static bool send_dead_letters(struct flusher *f)
+{
+    const struct batch *b = f->batch;
+    if (b->dead_count == 0)
+        return true;
+    struct pgarray *a[7];
+    for (int i = 0; i < 7; i++)
+        a[i] = arr(f, i);
+    for (size_t i = 0; i < b->dead_count; i++) {
+        const struct batch_dead_letter *d = &b->dead[i];
+        const char *topic = f->cfg->topic[d->kind];
+        pgarray_add_text(a[0], topic, strlen(topic));
+        pgarray_add_int(a[1], d->partition);
+        pgarray_add_int(a[2], d->offset);
+        if (d->key)
+            pgarray_add_bytea(a[3], d->key, d->key_len);
+        else
+            pgarray_add_null(a[3]);
+        pgarray_add_bytea(a[4], d->payload, d->payload_len);
+        pgarray_add_text(a[5], d->reason, strlen(d->reason));
+        pgarray_add_text(a[6], d->error, strlen(d->error));
+    }
+    const char *params[7];
+    for (int i = 0; i < 7; i++)
+        params[i] = pgarray_finish(a[i]);
+    return send_query(f, Q_DEAD, -1, dead_letter_sql, 7, params);
+}
+
+static bool send_offsets(struct flusher *f)
+{
+    const struct batch *b = f->batch;
+    if (!f->offsets_group || b->offset_count == 0)
+        return true;
+    struct pgarray *topics = arr(f, 0), *partitions = arr(f, 1), *nexts = arr(f, 2);
+    for (const struct batch_offset *o = b->offsets; o; o = o->hh.next) {
+        const char *topic = f->cfg->topic[o->id.kind];
+        pgarray_add_text(topics, topic, strlen(topic));
+        pgarray_add_int(partitions, o->id.partition);
+        pgarray_add_int(nexts, o->next_offset);
+    }
+    const char *params[4] = {f->offsets_group, pgarray_finish(topics), pgarray_finish(partitions),
+                             pgarray_finish(nexts)};
+    return send_query(f, Q_OFFSETS, -1, offsets_sql, 4, params);
+}
+
+/* Phase B: everything the batch writes, then COMMIT, in one pipeline. */
+static bool send_writes(struct flusher *f)
+{
+    int64_t min_ts, max_ts;
+    merge_batch(f, &min_ts, &max_ts);
+    f->query_count = 0;
+    bool ok = true;
+    if (f->stats.accepted > 0) {
+        ok = send_partitions_and_dates(f, min_ts, max_ts);
+        for (int kind = 0; ok && kind < READING_KIND_COUNT; kind++)
+            ok = send_raw_rows(f, kind) && send_window_states(f, kind);
+    }
+    ok = ok && send_dead_letters(f) && send_offsets(f) &&
+         send_query(f, Q_OTHER, -1, "COMMIT", 0, NULL);
+    return ok && sync_and_flush(f);
+}
+
+static double ms_since(const struct timespec *t0)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - t0->tv_sec) * 1e3 + (double)(now.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+enum flush_progress flusher_start(struct flusher *f, const struct batch *b)
+{
+    if (f->phase != PHASE_IDLE) {
+        set_error(f, "internal", "a flush is already in progress");
+        return FLUSH_FAILED;
+    }
+    f->failed = false;
+    f->error[0] = '\0';
+    memset(&f->stats, 0, sizeof(f->stats));
+    clock_gettime(CLOCK_MONOTONIC, &f->started);
+    if (!f->conn) {
+        set_error(f, "connection", "not connected");
+        return FLUSH_FAILED;
+    }
+    f->batch = b;
+    f->window_count = b->window_count;
+    f->windows = batch_sorted_windows(b);
+    size_t n = f->window_count ? f->window_count : 1;
+    f->states = calloc(n, sizeof(*f->states));
+    f->solar_home = calloc(n, sizeof(*f->solar_home));
+    f->changed = calloc(n, sizeof(*f->changed));
+    f->accepted = calloc(b->reading_count ? b->reading_count : 1, sizeof(*f->accepted));
+    if ((f->window_count && !f->windows) || !f->states || !f->solar_home || !f->changed ||
+        !f->accepted) {
+        set_error(f, "internal", "out of memory");
+        return fail_flush(f);
+    }
+    for (size_t i = 0; i < f->window_count; i++)
+        window_state_init(&f->states[i], &f->windows[i]->key, b->window_seconds);
+    f->phase = PHASE_LOCK_AND_READ;
+    if (!send_lock_and_read(f))
+        return fail_flush(f);
+    return FLUSH_BUSY;
+}
+
+/* Handles one result of the current phase. */
+static void take_result(struct flusher *f, PGresult *res)
+{
+    ExecStatusType st = PQresultStatus(res);
+    int q = f->query_index;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        const char *what = q < f->query_count && f->tags[q] == Q_RAW        ? "raw insert"
+                           : q < f->query_count && f->tags[q] == Q_FACT     ? "window merge"
+                           : q < f->query_count && f->tags[q] == Q_DEAD     ? "dead letters"
+                           : q < f->query_count && f->tags[q] == Q_OFFSETS  ? "offsets"
+                           : f->phase == PHASE_LOCK_AND_READ ? "locking windows" : "flush";
+        set_error(f, what, PQresultErrorMessage(res));
+        return;
+    }
+    if (f->failed || q >= f->query_count)
+        return;
+    if (f->phase == PHASE_LOCK_AND_READ) {
+        if (f->kinds[q] >= 0 && !load_stored_states(f, res, f->kinds[q]))
+            return;
+    } else if (f->tags[q] == Q_RAW) {
+        f->stats.raw_inserted[f->kinds[q]] += strtoul(PQcmdTuples(res), NULL, 10);
+    } else if (f->tags[q] == Q_FACT) {
+        f->stats.windows_written += strtoul(PQcmdTuples(res), NULL, 10);
+    } else if (f->tags[q] == Q_DEAD) {
+        f->stats.dead_letters += strtoul(PQcmdTuples(res), NULL, 10);
+    } else if (f->tags[q] == Q_OFFSETS) {
+        f->stats.offsets += strtoul(PQcmdTuples(res), NULL, 10);
+    } else if (f->tags[q] == Q_PARTITIONS) {
+        f->stats.partitions_created += strtoul(PQgetvalue(res, 0, 0), NULL, 10);
+    }
+}
+
+enum flush_progress flusher_on_io(struct flusher *f)
+{
+    if (f->phase == PHASE_IDLE || !f->conn)
+        return FLUSH_FAILED;
+    if (f->want_write) {
+        int rc = PQflush(f->conn);
+        if (rc < 0) {
+            set_error(f, "sending", PQerrorMessage(f->conn));
+            return fail_flush(f);
+        }
+        f->want_write = rc == 1;
+    }
+    if (!PQconsumeInput(f->conn)) {
+        set_error(f, "connection", PQerrorMessage(f->conn));
+        return fail_flush(f);
+    }
+    for (;;) {
+        if (PQisBusy(f->conn))
+            return FLUSH_BUSY;
+        PGresult *res = PQgetResult(f->conn);
+        if (!res) {
+            f->query_index++; /* the end of one query's results */
+            if (f->query_index > f->query_count + 1) {
+                set_error(f, "connection", "pipeline out of step");
+                return fail_flush(f);
+            }
+            continue;
+        }
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            break;
+        }
+        if (st != PGRES_PIPELINE_ABORTED)
+            take_result(f, res);
+        PQclear(res);
+    }
+    /* The phase's pipeline is complete. */
+    if (f->failed)
+        return fail_flush(f);
+    if (f->phase == PHASE_LOCK_AND_READ) {
+        f->phase = PHASE_WRITE;
+        if (!send_writes(f))
+            return fail_flush(f);
+        return FLUSH_BUSY;
+    }
+    if (f->pending_day_lo < f->known_day_lo || f->pending_day_hi > f->known_day_hi) {
+        if (f->known_day_lo > f->known_day_hi) {
+            f->known_day_lo = f->pending_day_lo;
+            f->known_day_hi = f->pending_day_hi;
+        } else if (f->pending_day_lo <= f->known_day_hi + 1 &&
+                   f->pending_day_hi >= f->known_day_lo - 1) {
+            /* Contiguous with what is known: widen. Otherwise keep the old range. */
+            if (f->pending_day_lo < f->known_day_lo)
+                f->known_day_lo = f->pending_day_lo;
+            if (f->pending_day_hi > f->known_day_hi)
+                f->known_day_hi = f->pending_day_hi;
+        }
+    }
+    f->stats.elapsed_ms = ms_since(&f->started);
+    release_flush(f);
+    return FLUSH_COMMITTED;
+}
+
+enum flush_progress flusher_run_blocking(struct flusher *f)
+{
+    enum flush_progress p = FLUSH_BUSY;
+    while (p == FLUSH_BUSY) {
+        struct pollfd pfd = {.fd = PQsocket(f->conn),
+                             .events = POLLIN | (f->want_write ? POLLOUT : 0)};
+        int rc = poll(&pfd, 1, 1000);
+        if (rc < 0 && errno != EINTR) {
+            set_error(f, "poll", strerror(errno));
+            return fail_flush(f);
+        }
+        p = flusher_on_io(f);
+    }
+    return p;
+}

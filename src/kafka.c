@@ -1,0 +1,332 @@
+/* Kafka consumer on the libevent loop: io-event pipe, zero-timeout drains, incremental
+ * (cooperative) rebalancing with owner-supplied start offsets, explicit commits. */
+#include "solarx/kafka.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "solarx/log.h"
+
+/* Most messages handled per loop turn before yielding to other events (PostgreSQL, timers). */
+#define DRAIN_BUDGET 2000
+/* While paused the loop still polls this often, for rebalances and max.poll.interval.ms. */
+#define PAUSED_POLL_MS 100
+
+struct kafka_consumer {
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *queue;
+    struct event_base *base;
+    struct event *io_event;   /* the pipe librdkafka writes to when the queue turns non-empty */
+    struct event *poll_event; /* re-drain: after a full budget, and periodically while paused */
+    int pipe_fds[2];
+    struct kafka_handlers handlers;
+    char *topic[READING_KIND_COUNT];
+    bool paused;
+    bool closing;
+    int assigned;
+};
+
+static void log_from_kafka(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    char quoted[1024];
+    log_quote(buf, quoted, sizeof(quoted));
+    if (level <= 3)
+        log_error("event=kafka_log facility=%s msg=%s", fac, quoted);
+    else if (level <= 5)
+        log_warn("event=kafka_log facility=%s msg=%s", fac, quoted);
+    else
+        log_debug("event=kafka_log facility=%s msg=%s", fac, quoted);
+}
+
+static void error_from_kafka(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    char quoted[1024];
+    log_quote(reason, quoted, sizeof(quoted));
+    log_warn("event=kafka_error code=%s fatal=%d msg=%s", rd_kafka_err2name(err),
+             err == RD_KAFKA_RESP_ERR__FATAL, quoted);
+}
+
+static void commit_result(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                          rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        log_warn("event=kafka_commit_failed error=%s msg=\"PostgreSQL holds the offsets; Kafka's "
+                 "copy lags until the next commit\"",
+                 rd_kafka_err2name(err));
+}
+
+static void rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                      rd_kafka_topic_partition_list_t *partitions, void *opaque)
+{
+    struct kafka_consumer *kc = opaque;
+    bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    rd_kafka_error_t *error = NULL;
+    rd_kafka_resp_err_t eager_err = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        kc->handlers.on_assign(kc->handlers.opaque, partitions);
+        if (cooperative)
+            error = rd_kafka_incremental_assign(rk, partitions);
+        else
+            eager_err = rd_kafka_assign(rk, partitions);
+        kc->assigned += partitions->cnt;
+        if (kc->paused)
+            rd_kafka_pause_partitions(rk, partitions);
+        log_info("event=partitions_assigned count=%d total=%d protocol=%s", partitions->cnt,
+                 kc->assigned, rd_kafka_rebalance_protocol(rk));
+    } else {
+        bool lost = rd_kafka_assignment_lost(rk);
+        kc->handlers.on_revoke(kc->handlers.opaque, partitions, lost);
+        if (cooperative)
+            error = rd_kafka_incremental_unassign(rk, partitions);
+        else
+            eager_err = rd_kafka_assign(rk, NULL);
+        kc->assigned = cooperative ? kc->assigned - partitions->cnt : 0;
+        log_info("event=partitions_revoked count=%d lost=%d total=%d", partitions->cnt, lost,
+                 kc->assigned);
+    }
+    if (error) {
+        log_error("event=rebalance_failed msg=\"%s\"", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    } else if (eager_err) {
+        log_error("event=rebalance_failed msg=\"%s\"", rd_kafka_err2str(eager_err));
+    }
+}
+
+static int kind_of_topic(const struct kafka_consumer *kc, const char *topic)
+{
+    for (int k = 0; k < READING_KIND_COUNT; k++)
+        if (strcmp(kc->topic[k], topic) == 0)
+            return k;
+    return -1;
+}
+
+/* Handles up to DRAIN_BUDGET queued messages and events with zero timeouts. */
+static void drain(struct kafka_consumer *kc)
+{
+    for (int n = 0; n < DRAIN_BUDGET; n++) {
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(kc->rk, 0);
+        if (!msg)
+            return;
+        if (msg->err) {
+            if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                log_warn("event=kafka_consume_error error=%s topic=%s partition=%d msg=\"%s\"",
+                         rd_kafka_err2name(msg->err),
+                         msg->rkt ? rd_kafka_topic_name(msg->rkt) : "-", (int)msg->partition,
+                         rd_kafka_message_errstr(msg));
+        } else {
+            int kind = kind_of_topic(kc, rd_kafka_topic_name(msg->rkt));
+            if (kind >= 0)
+                kc->handlers.on_message(kc->handlers.opaque, (enum reading_kind)kind, msg);
+        }
+        rd_kafka_message_destroy(msg);
+        if (kc->closing)
+            return;
+    }
+    /* Budget spent: more may be queued, and the pipe will not fire again for it. */
+    struct timeval now = {0, 0};
+    event_add(kc->poll_event, &now);
+}
+
+static void on_pipe(evutil_socket_t fd, short what, void *arg)
+{
+    struct kafka_consumer *kc = arg;
+    char buf[64];
+    while (read(fd, buf, sizeof(buf)) > 0)
+        ;
+    drain(kc);
+}
+
+static void on_poll_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct kafka_consumer *kc = arg;
+    drain(kc);
+    if (kc->paused && !event_pending(kc->poll_event, EV_TIMEOUT, NULL)) {
+        struct timeval tv = {0, PAUSED_POLL_MS * 1000};
+        event_add(kc->poll_event, &tv);
+    }
+}
+
+static bool conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, bool secret,
+                     char *errstr, size_t errstr_size)
+{
+    char err[512];
+    if (rd_kafka_conf_set(conf, key, value, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+        snprintf(errstr, errstr_size, "kafka: [kafka] %s = %s: %s", key, secret ? "(secret)" : value,
+                 err);
+        return false;
+    }
+    return true;
+}
+
+struct kafka_consumer *kafka_consumer_new(const struct config *cfg, struct event_base *base,
+                                          const struct kafka_handlers *handlers, char *errstr,
+                                          size_t errstr_size)
+{
+    struct kafka_consumer *kc = calloc(1, sizeof(*kc));
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_topic_partition_list_t *topics = NULL;
+    if (!kc || !conf) {
+        snprintf(errstr, errstr_size, "kafka: out of memory");
+        goto fail;
+    }
+    kc->pipe_fds[0] = kc->pipe_fds[1] = -1;
+    kc->base = base;
+    kc->handlers = *handlers;
+    for (int k = 0; k < READING_KIND_COUNT; k++)
+        kc->topic[k] = strdup(cfg->topic[k]);
+
+    for (size_t i = 0; i < cfg->kafka_count; i++)
+        if (!conf_set(conf, cfg->kafka[i].key, cfg->kafka[i].value, cfg->kafka[i].secret, errstr,
+                      errstr_size))
+            goto fail;
+    if (!config_kafka_get(cfg, "partition.assignment.strategy") &&
+        !conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", false, errstr,
+                  errstr_size))
+        goto fail;
+    if (!conf_set(conf, "enable.auto.commit", "false", false, errstr, errstr_size) ||
+        !conf_set(conf, "enable.auto.offset.store", "false", false, errstr, errstr_size) ||
+        !conf_set(conf, "enable.partition.eof", "false", false, errstr, errstr_size))
+        goto fail;
+    rd_kafka_conf_set_log_cb(conf, log_from_kafka);
+    rd_kafka_conf_set_error_cb(conf, error_from_kafka);
+    rd_kafka_conf_set_offset_commit_cb(conf, commit_result);
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance);
+    rd_kafka_conf_set_opaque(conf, kc);
+
+    char err[512];
+    kc->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    if (!kc->rk) {
+        snprintf(errstr, errstr_size, "kafka: %s", err);
+        goto fail;
+    }
+    conf = NULL; /* owned by rk now */
+    rd_kafka_poll_set_consumer(kc->rk);
+    kc->queue = rd_kafka_queue_get_consumer(kc->rk);
+
+    if (pipe2(kc->pipe_fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+        snprintf(errstr, errstr_size, "kafka: pipe: %s", strerror(errno));
+        goto fail;
+    }
+    rd_kafka_queue_io_event_enable(kc->queue, kc->pipe_fds[1], "1", 1);
+    kc->io_event = event_new(base, kc->pipe_fds[0], EV_READ | EV_PERSIST, on_pipe, kc);
+    kc->poll_event = evtimer_new(base, on_poll_timer, kc);
+    if (!kc->io_event || !kc->poll_event || event_add(kc->io_event, NULL) != 0) {
+        snprintf(errstr, errstr_size, "kafka: cannot register loop events");
+        goto fail;
+    }
+
+    topics = rd_kafka_topic_partition_list_new(READING_KIND_COUNT);
+    for (int k = 0; k < READING_KIND_COUNT; k++)
+        rd_kafka_topic_partition_list_add(topics, cfg->topic[k], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t sub = rd_kafka_subscribe(kc->rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (sub) {
+        snprintf(errstr, errstr_size, "kafka: subscribe: %s", rd_kafka_err2str(sub));
+        goto fail;
+    }
+    /* Anything already queued before the pipe was armed. */
+    struct timeval now = {0, 0};
+    event_add(kc->poll_event, &now);
+    return kc;
+
+fail:
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+    if (kc) {
+        kc->closing = true;
+        kafka_consumer_close(kc);
+    }
+    return NULL;
+}
+
+static void set_paused_on_assignment(struct kafka_consumer *kc, bool paused)
+{
+    rd_kafka_topic_partition_list_t *assignment = NULL;
+    if (rd_kafka_assignment(kc->rk, &assignment) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    if (paused)
+        rd_kafka_pause_partitions(kc->rk, assignment);
+    else
+        rd_kafka_resume_partitions(kc->rk, assignment);
+    rd_kafka_topic_partition_list_destroy(assignment);
+}
+
+void kafka_consumer_set_paused(struct kafka_consumer *kc, bool paused)
+{
+    if (kc->paused == paused)
+        return;
+    kc->paused = paused;
+    set_paused_on_assignment(kc, paused);
+    log_info("event=%s partitions=%d", paused ? "consumption_paused" : "consumption_resumed",
+             kc->assigned);
+    struct timeval tv = {0, paused ? PAUSED_POLL_MS * 1000 : 0};
+    event_add(kc->poll_event, &tv);
+}
+
+bool kafka_consumer_paused(const struct kafka_consumer *kc)
+{
+    return kc->paused;
+}
+
+bool kafka_consumer_commit(struct kafka_consumer *kc, const struct batch *b, bool sync)
+{
+    if (b->offset_count == 0)
+        return true;
+    rd_kafka_topic_partition_list_t *list =
+        rd_kafka_topic_partition_list_new((int)b->offset_count);
+    for (const struct batch_offset *o = b->offsets; o; o = o->hh.next) {
+        if (o->id.partition < 0)
+            continue; /* not from Kafka */
+        rd_kafka_topic_partition_list_add(list, kc->topic[o->id.kind], o->id.partition)->offset =
+            o->next_offset;
+    }
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (list->cnt > 0)
+        err = rd_kafka_commit(kc->rk, list, sync ? 0 : 1);
+    rd_kafka_topic_partition_list_destroy(list);
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        log_warn("event=kafka_commit_failed error=%s", rd_kafka_err2name(err));
+        return false;
+    }
+    return true;
+}
+
+int kafka_consumer_assigned(const struct kafka_consumer *kc)
+{
+    return kc->assigned;
+}
+
+rd_kafka_t *kafka_consumer_handle(struct kafka_consumer *kc)
+{
+    return kc->rk;
+}
+
+void kafka_consumer_close(struct kafka_consumer *kc)
+{
+    if (!kc)
+        return;
+    kc->closing = true;
+    if (kc->io_event)
+        event_free(kc->io_event);
+    if (kc->poll_event)
+        event_free(kc->poll_event);
+    if (kc->queue) {
+        rd_kafka_queue_io_event_enable(kc->queue, -1, NULL, 0);
+        rd_kafka_queue_destroy(kc->queue);
+    }
+    if (kc->rk) {
+        rd_kafka_consumer_close(kc->rk); /* runs the revoke handler */
+        rd_kafka_destroy(kc->rk);
+    }
+    for (int i = 0; i < 2; i++)
+        if (kc->pipe_fds[i] >= 0)
+            close(kc->pipe_fds[i]);
+    for (int k = 0; k < READING_KIND_COUNT; k++)
+        free(kc->topic[k]);
+    free(kc);
+}

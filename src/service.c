@@ -1,0 +1,508 @@
+/* The service loop: Kafka messages -> decode -> batch; a timer or the size bound starts a flush
+ * of the batch while the next one fills; COMMIT -> Kafka commit. PostgreSQL down: the batch waits
+ * and is retried with backoff, consumption pauses when the next batch is full (P7). */
+#include "solarx/service.h"
+
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+
+#include "solarx/batch.h"
+#include "solarx/clock.h"
+#include "solarx/db.h"
+#include "solarx/decode.h"
+#include "solarx/flush.h"
+#include "solarx/kafka.h"
+#include "solarx/log.h"
+#include "solarx/migrate.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 30000
+#define CONNECT_POLL_MS 20
+
+struct service_counters {
+    unsigned long long consumed, readings, dead_letters, duplicates, merged, flushes,
+        flush_failures;
+};
+
+struct service {
+    struct config *cfg;
+    struct clock_zone *zone;
+    struct decode_config decode;
+    struct event_base *base;
+    struct kafka_consumer *kc;
+    struct flusher *flusher;
+    struct batch *pending;  /* filling */
+    struct batch *inflight; /* being written, or waiting to be retried */
+    bool flushing;          /* the flusher works on inflight */
+    bool in_rebalance;      /* flushes run to completion synchronously */
+
+    struct event *flush_timer, *pg_read, *pg_write, *connect_timer, *watchdog_timer;
+    struct event *signals[3];
+    PGconn *connecting;
+    int backoff_ms;
+
+    bool stopping;
+    bool ready;
+    int exit_code;
+    struct service_counters count;
+};
+
+static void start_flush(struct service *s);
+static void try_finish_stop(struct service *s);
+
+static struct timeval ms_to_tv(int ms)
+{
+    return (struct timeval){ms / 1000, (ms % 1000) * 1000};
+}
+
+/* ---- PostgreSQL connection ---------------------------------------------------------------- */
+
+static void on_pg_io(evutil_socket_t fd, short what, void *arg);
+
+static void drop_pg_events(struct service *s)
+{
+    if (s->pg_read)
+        event_free(s->pg_read);
+    if (s->pg_write)
+        event_free(s->pg_write);
+    s->pg_read = s->pg_write = NULL;
+}
+
+static void schedule_reconnect(struct service *s)
+{
+    drop_pg_events(s);
+    s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : BACKOFF_MIN_MS;
+    if (s->backoff_ms > BACKOFF_MAX_MS)
+        s->backoff_ms = BACKOFF_MAX_MS;
+    struct timeval tv = ms_to_tv(s->backoff_ms);
+    evtimer_add(s->connect_timer, &tv);
+    log_info("event=postgres_reconnect_scheduled in_ms=%d", s->backoff_ms);
+}
+
+static void arm_pg_write(struct service *s)
+{
+    if (s->pg_write && flusher_wants_write(s->flusher))
+        event_add(s->pg_write, NULL);
+}
+
+static void on_connect_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct service *s = arg;
+    if (!s->connecting) {
+        s->connecting = db_connect_start(s->cfg);
+        if (!s->connecting) {
+            schedule_reconnect(s);
+            return;
+        }
+    }
+    PostgresPollingStatusType st = PQconnectPoll(s->connecting);
+    if (st == PGRES_POLLING_FAILED) {
+        char msg[512];
+        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(s->connecting));
+        msg[strcspn(msg, "\n")] = '\0';
+        log_warn("event=postgres_connect_failed msg=\"%s\"", msg);
+        PQfinish(s->connecting);
+        s->connecting = NULL;
+        schedule_reconnect(s);
+        return;
+    }
+    if (st != PGRES_POLLING_OK) {
+        struct timeval tv = ms_to_tv(CONNECT_POLL_MS);
+        evtimer_add(s->connect_timer, &tv);
+        return;
+    }
+    PGconn *conn = s->connecting;
+    s->connecting = NULL; /* handed to the flusher, which owns it from now on */
+    if (!flusher_attach(s->flusher, conn)) {
+        log_warn("event=postgres_connect_failed msg=\"%s\"", flusher_error(s->flusher));
+        schedule_reconnect(s);
+        return;
+    }
+    int sock = PQsocket(flusher_conn(s->flusher));
+    s->pg_read = event_new(s->base, sock, EV_READ | EV_PERSIST, on_pg_io, s);
+    s->pg_write = event_new(s->base, sock, EV_WRITE, on_pg_io, s);
+    event_add(s->pg_read, NULL);
+    s->backoff_ms = 0;
+    log_info("event=postgres_connected");
+    start_flush(s);
+}
+
+/* ---- flushing ----------------------------------------------------------------------------- */
+
+static void log_flush(struct service *s, const struct flush_stats *st)
+{
+    log_info("event=flush_committed readings=%zu merged=%zu duplicates=%zu raw_home=%zu "
+             "raw_solar=%zu raw_battery=%zu windows=%zu dead_letters=%zu offsets=%zu ms=%.1f",
+             st->readings, st->accepted, st->duplicates, st->raw_inserted[READING_HOME],
+             st->raw_inserted[READING_SOLAR], st->raw_inserted[READING_BATTERY],
+             st->windows_written, st->dead_letters, st->offsets, st->elapsed_ms);
+}
+
+static void update_backpressure(struct service *s)
+{
+    if (!s->kc)
+        return;
+    bool full = s->pending->reading_count + s->pending->dead_count >=
+                (size_t)s->cfg->flush_max_readings;
+    if (full != kafka_consumer_paused(s->kc) && !s->stopping)
+        kafka_consumer_set_paused(s->kc, full);
+}
+
+static void flush_finished(struct service *s, enum flush_progress p)
+{
+    s->flushing = false;
+    if (p == FLUSH_COMMITTED) {
+        const struct flush_stats *st = flusher_stats(s->flusher);
+        s->count.flushes++;
+        s->count.duplicates += st->duplicates;
+        s->count.merged += st->accepted;
+        log_flush(s, st);
+        /* Only now may Kafka learn of these offsets (P4). */
+        if (s->kc)
+            kafka_consumer_commit(s->kc, s->inflight, s->stopping || s->in_rebalance);
+        batch_clear(s->inflight);
+    } else {
+        char quoted[1200];
+        s->count.flush_failures++;
+        log_quote(flusher_error(s->flusher), quoted, sizeof(quoted));
+        log_error("event=flush_failed readings=%zu msg=%s retry=backoff", s->inflight->reading_count,
+                  quoted);
+        schedule_reconnect(s);
+    }
+    update_backpressure(s);
+    if (s->stopping)
+        try_finish_stop(s);
+}
+
+/* Starts writing the inflight batch (or the pending one, when nothing waits) if possible. */
+static void start_flush(struct service *s)
+{
+    if (s->flushing || !flusher_conn(s->flusher))
+        return;
+    if (batch_is_empty(s->inflight)) {
+        if (batch_is_empty(s->pending))
+            return;
+        struct batch *t = s->inflight;
+        s->inflight = s->pending;
+        s->pending = t;
+    } else if (!batch_is_empty(s->pending) &&
+               s->inflight->reading_count + s->pending->reading_count <=
+                   2 * (size_t)s->cfg->flush_max_readings) {
+        batch_absorb(s->inflight, s->pending); /* a retry takes what arrived meanwhile */
+    }
+    update_backpressure(s);
+    enum flush_progress p = flusher_start(s->flusher, s->inflight);
+    if (p == FLUSH_FAILED) {
+        flush_finished(s, p);
+        return;
+    }
+    s->flushing = true;
+    if (s->in_rebalance) {
+        flush_finished(s, flusher_run_blocking(s->flusher));
+        return;
+    }
+    arm_pg_write(s);
+}
+
+static void on_pg_io(evutil_socket_t fd, short what, void *arg)
+{
+    struct service *s = arg;
+    if (!s->flushing) {
+        if (!flusher_check_idle(s->flusher)) {
+            log_warn("event=postgres_connection_lost msg=\"%s\"", flusher_error(s->flusher));
+            schedule_reconnect(s);
+        }
+        return;
+    }
+    enum flush_progress p = flusher_on_io(s->flusher);
+    if (p == FLUSH_BUSY) {
+        arm_pg_write(s);
+        return;
+    }
+    flush_finished(s, p);
+    if (p == FLUSH_COMMITTED && !s->stopping &&
+        s->pending->reading_count >= (size_t)s->cfg->flush_max_readings)
+        start_flush(s); /* a full batch does not wait for the timer */
+}
+
+static void on_flush_timer(evutil_socket_t fd, short what, void *arg)
+{
+    start_flush(arg);
+}
+
+/* ---- Kafka -------------------------------------------------------------------------------- */
+
+static void on_message(void *opaque, enum reading_kind kind, const rd_kafka_message_t *msg)
+{
+    struct service *s = opaque;
+    if (s->stopping)
+        return; /* not noted: consumed again after the restart */
+    struct reading out[DECODE_MAX_READINGS];
+    size_t n = 0;
+    char reason[DECODE_REASON_SIZE];
+    const char *payload = msg->payload ? msg->payload : "";
+    s->count.consumed++;
+    enum decode_error e =
+        decode_message(&s->decode, kind, payload, msg->len, out, &n, reason, sizeof(reason));
+    if (e == DECODE_OK) {
+        for (size_t i = 0; i < n; i++)
+            batch_add_reading(s->pending, &out[i], msg->partition, msg->offset);
+        s->count.readings += n;
+    } else {
+        batch_add_dead_letter(s->pending, kind, msg->partition, msg->offset, msg->key,
+                              msg->key_len, payload, msg->len, decode_error_name(e), reason);
+        s->count.dead_letters++;
+        log_debug("event=dead_letter topic=%s partition=%d offset=%lld reason=%s",
+                  s->cfg->topic[kind], (int)msg->partition, (long long)msg->offset,
+                  decode_error_name(e));
+    }
+    batch_note_offset(s->pending, kind, msg->partition, msg->offset);
+    if (s->pending->reading_count >= (size_t)s->cfg->flush_max_readings) {
+        start_flush(s);
+        update_backpressure(s);
+    }
+}
+
+/* Where each assigned partition starts: PostgreSQL's offset when it has one (P4). */
+static void on_assign(void *opaque, rd_kafka_topic_partition_list_t *partitions)
+{
+    struct service *s = opaque;
+    char err[512];
+    for (int i = 0; i < partitions->cnt; i++)
+        partitions->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+    PGconn *conn = db_connect_blocking(s->cfg, err, sizeof(err));
+    if (!conn) {
+        /* Kafka's committed offsets never run ahead of PostgreSQL's: resuming there only
+         * redelivers readings the merges ignore. */
+        log_warn("event=offsets_from_kafka msg=\"%s\"", err);
+        return;
+    }
+    const char *params[1] = {config_kafka_get(s->cfg, "group.id")};
+    PGresult *res = PQexecParams(conn,
+                                 "SELECT topic, \"partition\", next_offset"
+                                 " FROM solarx_meta.consumer_offsets WHERE consumer_group = $1",
+                                 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_warn("event=offsets_from_kafka msg=\"%s\"", PQresultErrorMessage(res));
+    } else {
+        for (int row = 0; row < PQntuples(res); row++) {
+            const char *topic = PQgetvalue(res, row, 0);
+            int partition = atoi(PQgetvalue(res, row, 1));
+            for (int i = 0; i < partitions->cnt; i++) {
+                rd_kafka_topic_partition_t *p = &partitions->elems[i];
+                if (p->partition == partition && strcmp(p->topic, topic) == 0) {
+                    p->offset = atoll(PQgetvalue(res, row, 2));
+                    log_info("event=partition_start topic=%s partition=%d offset=%lld "
+                             "source=postgres",
+                             topic, partition, (long long)p->offset);
+                }
+            }
+        }
+    }
+    PQclear(res);
+    PQfinish(conn);
+    if (!s->ready) {
+        s->ready = true;
+        sd_notify(0, "READY=1\nSTATUS=consuming");
+        log_info("event=ready");
+    }
+}
+
+/* Before partitions go: finish the flush in progress and flush what is pending, synchronously,
+ * so the next owner starts where this one stopped. */
+static void on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *partitions, bool lost)
+{
+    struct service *s = opaque;
+    if (lost) {
+        log_warn("event=partitions_lost count=%d msg=\"pending readings are still flushed; "
+                 "nothing is committed to Kafka for them\"",
+                 partitions->cnt);
+        return;
+    }
+    s->in_rebalance = true;
+    if (s->flushing)
+        flush_finished(s, flusher_run_blocking(s->flusher));
+    if (!s->flushing)
+        start_flush(s); /* completes synchronously while in_rebalance */
+    s->in_rebalance = false;
+}
+
+/* ---- signals and stop --------------------------------------------------------------------- */
+
+static void try_finish_stop(struct service *s)
+{
+    if (s->flushing)
+        return; /* flush_finished comes back here */
+    if (!batch_is_empty(s->inflight) || !batch_is_empty(s->pending)) {
+        if (flusher_conn(s->flusher))
+            start_flush(s);
+        else
+            log_info("event=stop_waiting msg=\"PostgreSQL is unavailable; waiting to write the "
+                     "last batch (signal again to exit without it)\"");
+        return;
+    }
+    log_info("event=stopping consumed=%llu merged=%llu duplicates=%llu dead_letters=%llu",
+             s->count.consumed, s->count.merged, s->count.duplicates, s->count.dead_letters);
+    event_base_loopexit(s->base, NULL);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct service *s = arg;
+    if (sig == SIGHUP) {
+        char err[1024];
+        struct config *fresh = config_load(s->cfg->path, NULL, err, sizeof(err));
+        if (!fresh) {
+            log_error("event=reload_failed msg=\"%s\" kept=previous", err);
+            return;
+        }
+        /* What can change without a restart; the rest needs one. */
+        s->cfg->log_level = fresh->log_level;
+        s->cfg->flush_interval_ms = fresh->flush_interval_ms;
+        s->cfg->flush_max_readings = fresh->flush_max_readings;
+        log_set_level(s->cfg->log_level);
+        config_destroy(fresh);
+        struct timeval tv = ms_to_tv(s->cfg->flush_interval_ms);
+        event_add(s->flush_timer, &tv);
+        log_info("event=reloaded log_level=%s flush_interval_ms=%d flush_max_readings=%d",
+                 config_log_level_name(s->cfg->log_level), s->cfg->flush_interval_ms,
+                 s->cfg->flush_max_readings);
+        return;
+    }
+    if (s->stopping) {
+        log_warn("event=exit_now msg=\"second signal: exiting without the final flush; the "
+                 "unwritten readings are consumed again after a restart\"");
+        s->exit_code = 1;
+        event_base_loopbreak(s->base);
+        return;
+    }
+    log_info("event=stop_requested signal=%s", strsignal((int)sig));
+    sd_notify(0, "STOPPING=1");
+    s->stopping = true;
+    if (s->kc)
+        kafka_consumer_set_paused(s->kc, true);
+    try_finish_stop(s);
+}
+
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+    struct service *s = arg;
+    sd_notify(0, "WATCHDOG=1");
+    char status[256];
+    snprintf(status, sizeof(status),
+             "STATUS=consumed=%llu merged=%llu duplicates=%llu dead_letters=%llu flushes=%llu "
+             "flush_failures=%llu",
+             s->count.consumed, s->count.merged, s->count.duplicates, s->count.dead_letters,
+             s->count.flushes, s->count.flush_failures);
+    sd_notify(0, status);
+}
+
+/* ---- start-up ----------------------------------------------------------------------------- */
+
+/* Applies migrations before READY; PostgreSQL not up yet is waited for, with backoff. */
+static int migrate_at_start(struct service *s, char *errstr, size_t errstr_size)
+{
+    int delay_ms = BACKOFF_MIN_MS;
+    for (;;) {
+        PGconn *conn = db_connect_blocking(s->cfg, errstr, errstr_size);
+        if (conn) {
+            int applied = 0;
+            int rc = migrate_run(conn, s->cfg->migrations_dir, &applied, errstr, errstr_size);
+            PQfinish(conn);
+            if (rc == 0)
+                log_info("event=migrate_done applied=%d", applied);
+            return rc;
+        }
+        log_warn("event=postgres_unavailable msg=\"%s\" retry_in_ms=%d", errstr, delay_ms);
+        struct timespec ts = {delay_ms / 1000, (long)(delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        delay_ms = delay_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay_ms * 2;
+    }
+}
+
+int service_run(struct config *cfg, char *errstr, size_t errstr_size)
+{
+    struct service s = {.cfg = cfg, .exit_code = 1};
+    int rc = 1;
+    static const int signal_numbers[3] = {SIGTERM, SIGINT, SIGHUP};
+
+    signal(SIGPIPE, SIG_IGN);
+    s.zone = clock_zone_new(cfg->source_timezone, errstr, errstr_size);
+    if (!s.zone)
+        goto out;
+    s.decode = (struct decode_config){cfg->default_home_id, cfg->default_panel_id, s.zone};
+    if (cfg->migrate_on_start && migrate_at_start(&s, errstr, errstr_size) < 0)
+        goto out;
+
+    s.base = event_base_new();
+    s.pending = batch_new(cfg->window_minutes * 60, s.zone);
+    s.inflight = batch_new(cfg->window_minutes * 60, s.zone);
+    s.flusher = flusher_new(cfg, s.zone, config_kafka_get(cfg, "group.id"));
+    if (!s.base || !s.flusher) {
+        snprintf(errstr, errstr_size, "out of memory");
+        goto out;
+    }
+    s.flush_timer = event_new(s.base, -1, EV_PERSIST, on_flush_timer, &s);
+    s.connect_timer = evtimer_new(s.base, on_connect_timer, &s);
+    for (int i = 0; i < 3; i++) {
+        s.signals[i] = evsignal_new(s.base, signal_numbers[i], on_signal, &s);
+        event_add(s.signals[i], NULL);
+    }
+    struct timeval flush_tv = ms_to_tv(cfg->flush_interval_ms);
+    event_add(s.flush_timer, &flush_tv);
+    uint64_t watchdog_usec = 0;
+    if (sd_watchdog_enabled(0, &watchdog_usec) > 0) {
+        s.watchdog_timer = event_new(s.base, -1, EV_PERSIST, on_watchdog, &s);
+        struct timeval wd = {(time_t)(watchdog_usec / 2 / 1000000),
+                             (suseconds_t)(watchdog_usec / 2 % 1000000)};
+        event_add(s.watchdog_timer, &wd);
+    }
+    struct timeval now = {0, 0};
+    evtimer_add(s.connect_timer, &now);
+
+    struct kafka_handlers handlers = {on_message, on_assign, on_revoke, &s};
+    s.kc = kafka_consumer_new(cfg, s.base, &handlers, errstr, errstr_size);
+    if (!s.kc)
+        goto out;
+    log_info("event=started version=%s topics=%s,%s,%s group=%s window_minutes=%d zone=%s",
+             SOLARX_VERSION, cfg->topic[READING_HOME], cfg->topic[READING_SOLAR],
+             cfg->topic[READING_BATTERY], config_kafka_get(cfg, "group.id"), cfg->window_minutes,
+             cfg->source_timezone);
+
+    event_base_dispatch(s.base);
+    rc = s.exit_code;
+    if (s.stopping && s.exit_code == 1 && batch_is_empty(s.pending) && batch_is_empty(s.inflight))
+        rc = 0;
+
+out:
+    if (s.kc) {
+        if (rc == 0)
+            kafka_consumer_close(s.kc); /* leaves the group; revoke finds nothing pending */
+        else
+            rd_kafka_destroy_flags(kafka_consumer_handle(s.kc), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    }
+    for (int i = 0; i < 3; i++)
+        if (s.signals[i])
+            event_free(s.signals[i]);
+    drop_pg_events(&s);
+    if (s.flush_timer)
+        event_free(s.flush_timer);
+    if (s.connect_timer)
+        event_free(s.connect_timer);
+    if (s.watchdog_timer)
+        event_free(s.watchdog_timer);
+    if (s.connecting)
+        PQfinish(s.connecting);
+    flusher_destroy(s.flusher);
+    batch_destroy(s.pending);
+    batch_destroy(s.inflight);
+    if (s.base)
+        event_base_free(s.base);
+    clock_zone_destroy(s.zone);
+    config_destroy(cfg);
+    return rc;
+}
