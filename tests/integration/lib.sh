@@ -19,6 +19,9 @@ if [[ ! -f $SOLARX_RUN_DIR/env ]]; then
 fi
 # shellcheck disable=SC1091
 source "$SOLARX_RUN_DIR/env"
+# Each test writes its own configuration (its own database and group): the services' defaults
+# must not override it through SOLARX_<SECTION>_<KEY>.
+unset SOLARX_POSTGRES_CONNINFO SOLARX_KAFKA_CLASSPATH
 
 TEST_TMP=$(mktemp -d "/tmp/solarx-$(basename "$0" .sh)-XXXXXX")
 TEST_DBS=()
