@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "solarx/dimsync.h"
 #include "solarx/log.h"
 #include "solarx/pgarray.h"
 
@@ -25,9 +26,12 @@
 enum phase { PHASE_IDLE, PHASE_LOCK_AND_READ, PHASE_WRITE };
 
 /* What each query of the phase B pipeline is, to read its result. */
-enum query_tag { Q_OTHER, Q_PARTITIONS, Q_RAW, Q_FACT, Q_DEAD, Q_OFFSETS };
+enum query_tag { Q_OTHER, Q_PARTITIONS, Q_RAW, Q_FACT, Q_DEAD, Q_OFFSETS, Q_DIM };
 
-#define MAX_QUERIES 16
+/* Base of the tags dimsync gives its queries (kept in kinds[]). */
+#define DIM_TAG_BASE 100
+
+#define MAX_QUERIES 40
 #define MAX_PARAMS 20
 
 struct flusher {
@@ -35,6 +39,10 @@ struct flusher {
     const struct clock_zone *zone;
     char *offsets_group;
     PGconn *conn;
+    const struct registry *registry; /* borrowed; NULL: no registries */
+    bool registry_dirty;             /* not yet written since it was set */
+    bool flushing_registry;          /* this flush writes it */
+    struct dimsync *dims;            /* the flush's dimensions */
 
     enum phase phase;
     const struct batch *batch;
@@ -121,13 +129,13 @@ static const char *const fact_sql[READING_KIND_COUNT] = {
         "INSERT INTO solarx_wh.fact_home_power_readings AS f"
         " (home_id, date_key, consumption_wh, readings_count, min_consumption_wh,"
         "  max_consumption_wh, last_accumulated_wh, first_ts, last_ts, window_seconds,"
-        "  seconds_seen)"
+        "  seconds_seen, home_key)"
         " SELECT h, to_timestamp(s), sm, c, mn, mx, la, to_timestamp(ft), to_timestamp(lt),"
-        "        $10::int, seen"
+        "        $10::int, seen, k"
         " FROM unnest($1::int[], $2::bigint[], $3::numeric[], $4::int[], $5::numeric[],"
-        "             $6::numeric[], $7::numeric[], $8::bigint[], $9::bigint[], $11::bytea[])"
-        "      AS u(h, s, sm, c, mn, mx, la, ft, lt, seen)"
-        " ON CONFLICT (home_id, date_key) DO UPDATE SET"
+        "             $6::numeric[], $7::numeric[], $8::bigint[], $9::bigint[], $11::bytea[],"
+        "             $12::bigint[]) AS u(h, s, sm, c, mn, mx, la, ft, lt, seen, k)"
+        " ON CONFLICT (home_id, date_key) DO UPDATE SET home_key = EXCLUDED.home_key,"
         "  consumption_wh = EXCLUDED.consumption_wh, readings_count = EXCLUDED.readings_count,"
         "  min_consumption_wh = EXCLUDED.min_consumption_wh,"
         "  max_consumption_wh = EXCLUDED.max_consumption_wh,"
@@ -138,13 +146,14 @@ static const char *const fact_sql[READING_KIND_COUNT] = {
         "INSERT INTO solarx_wh.fact_solar_panel_power_readings AS f"
         " (solar_panel_id, date_key, home_id, generation_power_wh, readings_count,"
         "  min_generation_wh, max_generation_wh, last_accumulated_wh, first_ts, last_ts,"
-        "  window_seconds, seconds_seen)"
+        "  window_seconds, seconds_seen, solar_panel_key)"
         " SELECT d, to_timestamp(s), h, sm, c, mn, mx, la, to_timestamp(ft), to_timestamp(lt),"
-        "        $11::int, seen"
+        "        $11::int, seen, k"
         " FROM unnest($1::int[], $2::bigint[], $3::int[], $4::numeric[], $5::int[],"
         "             $6::numeric[], $7::numeric[], $8::numeric[], $9::bigint[], $10::bigint[],"
-        "             $12::bytea[]) AS u(d, s, h, sm, c, mn, mx, la, ft, lt, seen)"
+        "             $12::bytea[], $13::bigint[]) AS u(d, s, h, sm, c, mn, mx, la, ft, lt, seen, k)"
         " ON CONFLICT (solar_panel_id, date_key) DO UPDATE SET home_id = EXCLUDED.home_id,"
+        "  solar_panel_key = EXCLUDED.solar_panel_key,"
         "  generation_power_wh = EXCLUDED.generation_power_wh,"
         "  readings_count = EXCLUDED.readings_count,"
         "  min_generation_wh = EXCLUDED.min_generation_wh,"
@@ -156,14 +165,14 @@ static const char *const fact_sql[READING_KIND_COUNT] = {
         "INSERT INTO solarx_wh.fact_battery_power_readings AS f"
         " (home_id, battery_id, date_key, current_energy_wh, is_charging, status, capacity_kwh,"
         "  max_charge_speed_w, max_output_w, min_energy_wh, max_energy_wh, readings_count,"
-        "  first_ts, last_ts, window_seconds, seconds_seen)"
+        "  first_ts, last_ts, window_seconds, seconds_seen, battery_key)"
         " SELECT h, d, to_timestamp(s), e, ch, st, c, sp, mo, mn, mx, n, to_timestamp(ft),"
-        "        to_timestamp(lt), $15::int, seen"
+        "        to_timestamp(lt), $15::int, seen, k"
         " FROM unnest($1::int[], $2::int[], $3::bigint[], $4::numeric[], $5::bool[],"
         "             $6::text[], $7::numeric[], $8::numeric[], $9::numeric[], $10::numeric[],"
-        "             $11::numeric[], $12::int[], $13::bigint[], $14::bigint[], $16::bytea[])"
-        "      AS u(h, d, s, e, ch, st, c, sp, mo, mn, mx, n, ft, lt, seen)"
-        " ON CONFLICT (home_id, battery_id, date_key) DO UPDATE SET"
+        "             $11::numeric[], $12::int[], $13::bigint[], $14::bigint[], $16::bytea[],"
+        "             $17::bigint[]) AS u(h, d, s, e, ch, st, c, sp, mo, mn, mx, n, ft, lt, seen, k)"
+        " ON CONFLICT (home_id, battery_id, date_key) DO UPDATE SET battery_key = EXCLUDED.battery_key,"
         "  current_energy_wh = EXCLUDED.current_energy_wh, is_charging = EXCLUDED.is_charging,"
         "  status = EXCLUDED.status, capacity_kwh = EXCLUDED.capacity_kwh,"
         "  max_charge_speed_w = EXCLUDED.max_charge_speed_w,"
@@ -209,6 +218,8 @@ static void release_flush(struct flusher *f)
     free(f->solar_home);
     free(f->changed);
     free(f->accepted);
+    dimsync_destroy(f->dims);
+    f->dims = NULL;
     f->windows = NULL;
     f->states = NULL;
     f->solar_home = NULL;
@@ -235,6 +246,17 @@ void flusher_destroy(struct flusher *f)
 void flusher_set_config(struct flusher *f, const struct config *cfg)
 {
     f->cfg = cfg;
+}
+
+void flusher_set_registry(struct flusher *f, const struct registry *reg)
+{
+    f->registry = reg;
+    f->registry_dirty = reg != NULL;
+}
+
+bool flusher_registry_dirty(const struct flusher *f)
+{
+    return f->registry_dirty;
 }
 
 bool flusher_attach(struct flusher *f, PGconn *conn)
@@ -344,6 +366,13 @@ static bool send_query(struct flusher *f, enum query_tag tag, int kind, const ch
     return true;
 }
 
+static bool send_for_dims(void *ctx, int tag, const char *sql, int nparams,
+                          const char *const *values)
+{
+    struct flusher *f = ctx;
+    return send_query(f, tag >= 0 ? Q_DIM : Q_OTHER, tag, sql, nparams, values);
+}
+
 /* Ends the phase's pipeline and pushes what libpq buffered. */
 static bool sync_and_flush(struct flusher *f)
 {
@@ -392,11 +421,14 @@ static bool send_lock_and_read(struct flusher *f)
 
     f->query_count = 0;
     const char *lock_params[2] = {pgarray_finish(classes), pgarray_finish(objects)};
+    /* Lock order, the same in every writer: registry, windows (sorted), battery homes (sorted). */
     if (!send_query(f, Q_OTHER, -1, "BEGIN", 0, NULL) ||
+        !dimsync_send_lock(f->dims, send_for_dims, f, DIM_TAG_BASE) ||
         !send_query(f, Q_OTHER, -1,
                     "SELECT count(pg_advisory_xact_lock(c, o))"
                     " FROM unnest($1::int[], $2::int[]) AS u(c, o)",
-                    2, lock_params))
+                    2, lock_params) ||
+        !dimsync_send_reads(f->dims, send_for_dims, f, DIM_TAG_BASE, &f->arrays[5]))
         return false;
     for (int kind = 0; kind < READING_KIND_COUNT; kind++) {
         struct pgarray *homes = arr(f, 2), *devices = arr(f, 3), *starts = arr(f, 4);
@@ -495,9 +527,10 @@ static int64_t floor_day(int64_t ts)
 /* Applies every reading of the batch to its window's stored state, in arrival order. Marks the
  * readings that counted a new second (the raw rows to insert) and the windows that changed. The
  * window states depend only on the set of seconds, never on the order. */
-static void merge_batch(struct flusher *f, int64_t *min_ts, int64_t *max_ts)
+static bool merge_batch(struct flusher *f, int64_t *min_ts, int64_t *max_ts)
 {
     struct flush_stats *st = &f->stats;
+    char error[512];
     size_t flat = 0;
     *min_ts = INT64_MAX;
     *max_ts = INT64_MIN;
@@ -519,12 +552,18 @@ static void merge_batch(struct flusher *f, int64_t *min_ts, int64_t *max_ts)
             st->accepted++;
             f->accepted[flat] = true;
             f->changed[i] = true;
+            if (r.kind == READING_BATTERY &&
+                !dimsync_observe_battery(f->dims, i, &r, error, sizeof(error))) {
+                set_error(f, "dim_battery", error);
+                return false;
+            }
             if (r.ts < *min_ts)
                 *min_ts = r.ts;
             if (r.ts > *max_ts)
                 *max_ts = r.ts;
         }
     }
+    return true;
 }
 
 /* Day partitions for the raw rows (unless known to exist) and dim_date rows for the windows. */
@@ -614,8 +653,8 @@ static bool send_raw_rows(struct flusher *f, int kind)
 /* The merged state of every changed window of one kind. */
 static bool send_window_states(struct flusher *f, int kind)
 {
-    static const int param_count[READING_KIND_COUNT] = {11, 12, 16};
-    struct pgarray *a[16];
+    static const int param_count[READING_KIND_COUNT] = {12, 13, 17};
+    struct pgarray *a[17];
     for (int i = 0; i < param_count[kind]; i++)
         a[i] = arr(f, i);
     char window_seconds[16];
@@ -662,13 +701,18 @@ static bool send_window_states(struct flusher *f, int kind)
         pgarray_add_int(a[n++], w->last_ts);
         n++; /* the window length: a scalar parameter */
         pgarray_add_bytea(a[n++], w->seen, window_seen_bytes(w));
+        int64_t key = dimsync_key_at(f->dims, kind, w->key.home_id, w->key.device_id, w->last_ts);
+        if (key)
+            pgarray_add_int(a[n++], key);
+        else
+            pgarray_add_null(a[n++]);
     }
     if (rows == 0)
         return true;
-    const char *params[16];
+    const char *params[17];
     for (int i = 0; i < param_count[kind]; i++)
         params[i] = pgarray_finish(a[i]);
-    params[param_count[kind] - 2] = window_seconds;
+    params[param_count[kind] - 3] = window_seconds;
     return send_query(f, Q_FACT, kind, fact_sql[kind], param_count[kind], params);
 }
 
@@ -721,15 +765,22 @@ static bool send_offsets(struct flusher *f)
 static bool send_writes(struct flusher *f)
 {
     int64_t min_ts, max_ts;
-    merge_batch(f, &min_ts, &max_ts);
+    char error[512];
+    if (!dimsync_apply_registry(f->dims, error, sizeof(error))) {
+        set_error(f, "registry", error);
+        return false;
+    }
+    if (!merge_batch(f, &min_ts, &max_ts))
+        return false;
     f->query_count = 0;
-    bool ok = true;
-    if (f->stats.accepted > 0) {
+    bool ok = dimsync_send_dimension_writes(f->dims, send_for_dims, f, f->arrays);
+    if (ok && f->stats.accepted > 0) {
         ok = send_partitions_and_dates(f, min_ts, max_ts);
         for (int kind = 0; ok && kind < READING_KIND_COUNT; kind++)
             ok = send_raw_rows(f, kind) && send_window_states(f, kind);
     }
-    ok = ok && send_dead_letters(f) && send_offsets(f) &&
+    ok = ok && dimsync_send_repoints(f->dims, send_for_dims, f, f->arrays) &&
+         send_dead_letters(f) && send_offsets(f) &&
          send_query(f, Q_OTHER, -1, "COMMIT", 0, NULL);
     return ok && sync_and_flush(f);
 }
@@ -770,6 +821,12 @@ enum flush_progress flusher_start(struct flusher *f, const struct batch *b)
     }
     for (size_t i = 0; i < f->window_count; i++)
         window_state_init(&f->states[i], &f->windows[i]->key, b->window_seconds);
+    f->flushing_registry = f->registry_dirty;
+    f->dims = dimsync_new(f->windows, f->states, f->window_count, f->registry, f->registry_dirty);
+    if (!f->dims) {
+        set_error(f, "internal", "out of memory");
+        return fail_flush(f);
+    }
     f->phase = PHASE_LOCK_AND_READ;
     if (!send_lock_and_read(f))
         return fail_flush(f);
@@ -793,6 +850,13 @@ static void take_result(struct flusher *f, PGresult *res)
     if (f->failed || q >= f->query_count)
         return;
     if (f->phase == PHASE_LOCK_AND_READ) {
+        char error[512];
+        if (f->tags[q] == Q_DIM) {
+            if (!dimsync_take_result(f->dims, f->kinds[q], DIM_TAG_BASE, res, error,
+                                     sizeof(error)))
+                set_error(f, "dimensions", error);
+            return;
+        }
         if (f->kinds[q] >= 0 && !load_stored_states(f, res, f->kinds[q]))
             return;
     } else if (f->tags[q] == Q_RAW) {
@@ -868,6 +932,9 @@ enum flush_progress flusher_on_io(struct flusher *f)
         }
     }
     f->stats.elapsed_ms = ms_since(&f->started);
+    f->stats.dimension_versions_rewritten = dimsync_changed(f->dims);
+    if (f->flushing_registry)
+        f->registry_dirty = false;
     release_flush(f);
     return FLUSH_COMMITTED;
 }

@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 #include <systemd/sd-daemon.h>
+#include <time.h>
 
 #include "solarx/batch.h"
 #include "solarx/clock.h"
@@ -18,6 +20,7 @@
 #include "solarx/kafka.h"
 #include "solarx/log.h"
 #include "solarx/migrate.h"
+#include "solarx/registry.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 30000
@@ -35,6 +38,8 @@ struct service {
     struct event_base *base;
     struct kafka_consumer *kc;
     struct flusher *flusher;
+    struct registry *registry;      /* in use by the flusher */
+    struct registry *next_registry; /* loaded by SIGHUP while a flush was running */
     struct batch *pending;  /* filling */
     struct batch *inflight; /* being written, or waiting to be retried */
     bool flushing;          /* the flusher works on inflight */
@@ -53,6 +58,7 @@ struct service {
 
 static void start_flush(struct service *s);
 static void try_finish_stop(struct service *s);
+static void reload_registry(struct service *s);
 
 static struct timeval ms_to_tv(int ms)
 {
@@ -136,10 +142,12 @@ static void on_connect_timer(evutil_socket_t fd, short what, void *arg)
 static void log_flush(struct service *s, const struct flush_stats *st)
 {
     log_info("event=flush_committed readings=%zu merged=%zu duplicates=%zu raw_home=%zu "
-             "raw_solar=%zu raw_battery=%zu windows=%zu dead_letters=%zu offsets=%zu ms=%.1f",
+             "raw_solar=%zu raw_battery=%zu windows=%zu dead_letters=%zu offsets=%zu "
+             "dimension_histories=%zu ms=%.1f",
              st->readings, st->accepted, st->duplicates, st->raw_inserted[READING_HOME],
              st->raw_inserted[READING_SOLAR], st->raw_inserted[READING_BATTERY],
-             st->windows_written, st->dead_letters, st->offsets, st->elapsed_ms);
+             st->windows_written, st->dead_letters, st->offsets,
+             st->dimension_versions_rewritten, st->elapsed_ms);
 }
 
 static void update_backpressure(struct service *s)
@@ -183,8 +191,14 @@ static void start_flush(struct service *s)
 {
     if (s->flushing || !flusher_conn(s->flusher))
         return;
+    if (s->next_registry) {
+        registry_destroy(s->registry);
+        s->registry = s->next_registry;
+        s->next_registry = NULL;
+        flusher_set_registry(s->flusher, s->registry);
+    }
     if (batch_is_empty(s->inflight)) {
-        if (batch_is_empty(s->pending))
+        if (batch_is_empty(s->pending) && !flusher_registry_dirty(s->flusher))
             return;
         struct batch *t = s->inflight;
         s->inflight = s->pending;
@@ -350,6 +364,50 @@ static void try_finish_stop(struct service *s)
     event_base_loopexit(s->base, NULL);
 }
 
+static bool parse_registry_time(void *ctx, const char *text, int64_t *epoch_out, char *reason,
+                                size_t reason_size)
+{
+    return clock_parse_timestamp(ctx, text, epoch_out, reason, reason_size);
+}
+
+/* Loads the registry files; NULL with errstr when one is broken. Entries without effective_from
+ * take the load time. Empty paths mean no registry. */
+static struct registry *load_registry(struct service *s, char *errstr, size_t errstr_size)
+{
+    const char *appliances = s->cfg->appliances_file[0] ? s->cfg->appliances_file : NULL;
+    const char *panels = s->cfg->panels_file[0] ? s->cfg->panels_file : NULL;
+    struct registry_options opt = {
+        .default_home_id = s->cfg->default_home_id,
+        .load_time = (int64_t)time(NULL),
+        .parse_time = parse_registry_time,
+        .parse_time_ctx = s->zone,
+    };
+    return registry_load(appliances, panels, &opt, errstr, errstr_size);
+}
+
+/* SIGHUP: parse, validate, swap; a broken file leaves the registry in use as it is. */
+static void reload_registry(struct service *s)
+{
+    char err[1024];
+    struct registry *fresh = load_registry(s, err, sizeof(err));
+    if (!fresh) {
+        char quoted[1100];
+        log_error("event=registry_reload_failed msg=%s kept=previous",
+                  log_quote(err, quoted, sizeof(quoted)));
+        return;
+    }
+    if (s->registry && registry_equal(s->registry, fresh)) {
+        registry_destroy(fresh);
+        log_info("event=registry_unchanged");
+        return;
+    }
+    registry_destroy(s->next_registry);
+    s->next_registry = fresh; /* taken by the next flush (start_flush) */
+    log_info("event=registry_reloaded homes=%zu panels=%zu", registry_home_count(fresh),
+             registry_panel_count(fresh));
+    start_flush(s);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct service *s = arg;
@@ -371,6 +429,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         log_info("event=reloaded log_level=%s flush_interval_ms=%d flush_max_readings=%d",
                  config_log_level_name(s->cfg->log_level), s->cfg->flush_interval_ms,
                  s->cfg->flush_max_readings);
+        reload_registry(s);
         return;
     }
     if (s->stopping) {
@@ -432,9 +491,16 @@ int service_run(struct config *cfg, char *errstr, size_t errstr_size)
 
     signal(SIGPIPE, SIG_IGN);
     s.zone = clock_zone_new(cfg->source_timezone, errstr, errstr_size);
-    if (!s.zone)
+    if (!s.zone) {
+        rc = EX_CONFIG;
         goto out;
+    }
     s.decode = (struct decode_config){cfg->default_home_id, cfg->default_panel_id, s.zone};
+    s.registry = load_registry(&s, errstr, errstr_size);
+    if (!s.registry) {
+        rc = EX_CONFIG;
+        goto out;
+    }
     if (cfg->migrate_on_start && migrate_at_start(&s, errstr, errstr_size) < 0)
         goto out;
 
@@ -446,6 +512,7 @@ int service_run(struct config *cfg, char *errstr, size_t errstr_size)
         snprintf(errstr, errstr_size, "out of memory");
         goto out;
     }
+    flusher_set_registry(s.flusher, s.registry);
     s.flush_timer = event_new(s.base, -1, EV_PERSIST, on_flush_timer, &s);
     s.connect_timer = evtimer_new(s.base, on_connect_timer, &s);
     for (int i = 0; i < 3; i++) {
@@ -498,6 +565,8 @@ out:
     if (s.connecting)
         PQfinish(s.connecting);
     flusher_destroy(s.flusher);
+    registry_destroy(s.registry);
+    registry_destroy(s.next_registry);
     batch_destroy(s.pending);
     batch_destroy(s.inflight);
     if (s.base)

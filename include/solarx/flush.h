@@ -12,6 +12,7 @@
 #include "solarx/batch.h"
 #include "solarx/clock.h"
 #include "solarx/config.h"
+#include "solarx/registry.h"
 
 /* What the last committed flush did. */
 struct flush_stats {
@@ -23,6 +24,7 @@ struct flush_stats {
     size_t dead_letters;          /* dead letters newly stored */
     size_t offsets;               /* partitions whose offsets were stored */
     size_t partitions_created;
+    size_t dimension_versions_rewritten; /* devices whose SCD2 history changed */
     double elapsed_ms;            /* from start to COMMIT */
 };
 
@@ -41,6 +43,12 @@ struct flusher *flusher_new(const struct config *cfg, const struct clock_zone *z
                             const char *offsets_group);
 void flusher_destroy(struct flusher *f);
 void flusher_set_config(struct flusher *f, const struct config *cfg);
+
+/* Makes reg (borrowed; NULL for none) the registry of the following flushes, which bring
+ * dim_home_appliances, dim_home and dim_solar_panel up to date with it. Call only while no flush
+ * is in progress. The next flush writes it even with an empty batch (flusher_registry_dirty). */
+void flusher_set_registry(struct flusher *f, const struct registry *reg);
+bool flusher_registry_dirty(const struct flusher *f);
 
 /* Hands an established connection to the flusher, which owns it from now on (and puts it in
  * non-blocking pipeline mode). Returns false (and closes conn) when that fails. */
