@@ -10,6 +10,7 @@
 #include "solarx/log.h"
 #include "solarx/migrate.h"
 #include "solarx/service.h"
+#include "solarx/status.h"
 
 static const char usage_text[] =
     "usage: solarx-stream COMMAND [-c FILE] [OPTIONS]\n"
@@ -19,6 +20,7 @@ static const char usage_text[] =
     "Commands:\n"
     "  run        the service: consume the topics and keep the warehouse until SIGTERM\n"
     "  migrate    apply pending migrations from [solarx] migrations_dir, then exit\n"
+    "  status     offsets stored in PostgreSQL against Kafka's high watermarks, lag\n"
     "  version    print the version\n"
     "\n"
     "Options (every command):\n"
@@ -52,6 +54,14 @@ static const char run_usage[] =
     "\n"
     "Signals: SIGTERM/SIGINT write the last batch, commit and exit 0 (a second one exits\n"
     "at once); SIGHUP reloads log_level, flush_interval_ms and flush_max_readings.\n";
+
+static const char status_usage[] =
+    "usage: solarx-stream status [-c FILE]\n"
+    "\n"
+    "Prints, for every partition of the [topics], the next offset stored in PostgreSQL for\n"
+    "[kafka] group.id, Kafka's high watermark and the lag, then a summary line\n"
+    "\"group=… total_lag=N partitions=N last_flush=…\". Exit 0 when it could ask both,\n"
+    "1 when PostgreSQL or Kafka could not be reached.\n";
 
 struct cli {
     const char *command;
@@ -138,6 +148,20 @@ static int command_run(const struct cli *cli)
     return rc;
 }
 
+static int command_status(const struct cli *cli)
+{
+    char err[1024];
+    long long lag = 0;
+    struct config *cfg = load_config(cli);
+    if (!cfg)
+        return EX_CONFIG;
+    int rc = status_report(cfg, stdout, &lag, err, sizeof(err));
+    if (rc < 0)
+        fprintf(stderr, "solarx-stream: %s\n", err);
+    config_destroy(cfg);
+    return rc < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
 int main(int argc, char **argv)
 {
     struct cli cli = {.config_path = CONFIG_DEFAULT_PATH};
@@ -162,6 +186,9 @@ int main(int argc, char **argv)
     if (strcmp(cli.command, "run") == 0) {
         help = run_usage;
         run = command_run;
+    } else if (strcmp(cli.command, "status") == 0) {
+        help = status_usage;
+        run = command_status;
     } else if (strcmp(cli.command, "migrate") == 0) {
         help = migrate_usage;
         run = command_migrate;
