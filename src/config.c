@@ -33,7 +33,6 @@ static const struct key_spec key_specs[] = {
     INT("solarx", "window_minutes", window_minutes, 1, 60),
     INT("solarx", "flush_interval_ms", flush_interval_ms, 10, 600000),
     INT("solarx", "flush_max_readings", flush_max_readings, 100, 10000000),
-    INT("solarx", "allowed_lateness_seconds", allowed_lateness_s, 0, 7 * 86400),
     INT("solarx", "raw_retention_days", raw_retention_days, 1, 36500),
     STR("solarx", "http_listen", http_listen),
     STR("solarx", "appliances_file", appliances_file),
@@ -332,7 +331,6 @@ static void set_defaults(struct config *cfg)
     cfg->window_minutes = 15;
     cfg->flush_interval_ms = 1000;
     cfg->flush_max_readings = 50000;
-    cfg->allowed_lateness_s = 1800;
     cfg->raw_retention_days = 7;
     cfg->http_listen = xstrdup("127.0.0.1:9187");
     cfg->appliances_file = xstrdup("/etc/solarx/home_appliances.json");

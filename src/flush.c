@@ -26,7 +26,7 @@
 enum phase { PHASE_IDLE, PHASE_LOCK_AND_READ, PHASE_WRITE };
 
 /* What each query of the phase B pipeline is, to read its result. */
-enum query_tag { Q_OTHER, Q_PARTITIONS, Q_RAW, Q_FACT, Q_DEAD, Q_OFFSETS, Q_DIM };
+enum query_tag { Q_OTHER, Q_PARTITIONS, Q_RAW, Q_FACT, Q_DEAD, Q_OFFSETS, Q_DIM, Q_RETENTION };
 
 /* Base of the tags dimsync gives its queries (kept in kinds[]). */
 #define DIM_TAG_BASE 100
@@ -61,6 +61,9 @@ struct flusher {
     bool failed;
 
     int64_t known_day_lo, known_day_hi; /* UTC days whose raw partitions exist (lo > hi: none) */
+    int64_t newest_ts;       /* newest event time committed (or being), for retention */
+    int64_t raw_horizon;     /* raw rows before this instant are not kept (retention) */
+    int64_t dropped_horizon; /* partitions before this were last dropped */
     int64_t pending_day_lo, pending_day_hi;
 
     struct pgarray arrays[MAX_PARAMS];
@@ -550,6 +553,7 @@ static bool merge_batch(struct flusher *f, int64_t *min_ts, int64_t *max_ts)
                 continue;
             }
             st->accepted++;
+            st->merged[r.kind]++;
             f->accepted[flat] = true;
             f->changed[i] = true;
             if (r.kind == READING_BATTERY &&
@@ -567,8 +571,34 @@ static bool merge_batch(struct flusher *f, int64_t *min_ts, int64_t *max_ts)
 }
 
 /* Day partitions for the raw rows (unless known to exist) and dim_date rows for the windows. */
+/* Raw retention: keeps raw_retention_days of event time behind the newest reading, never
+ * counting a reading more than a day ahead of the wall clock (one bad clock must not empty the
+ * raw tables). Drops whole day partitions when the horizon passes a day boundary. */
+static bool retention(struct flusher *f, int64_t max_ts)
+{
+    int64_t ceiling = (int64_t)time(NULL) + 86400;
+    int64_t newest = max_ts < ceiling ? max_ts : ceiling;
+    if (newest > f->newest_ts)
+        f->newest_ts = newest;
+    if (f->newest_ts == 0)
+        return true;
+    f->raw_horizon = (floor_day(f->newest_ts) - f->cfg->raw_retention_days) * 86400;
+    if (f->raw_horizon <= f->dropped_horizon)
+        return true;
+    char horizon[24];
+    snprintf(horizon, sizeof(horizon), "%lld", (long long)f->raw_horizon);
+    const char *params[1] = {horizon};
+    return send_query(f, Q_RETENTION, -1,
+                      "SELECT solarx_raw.drop_partitions_before(to_timestamp($1::bigint))", 1,
+                      params);
+}
+
 static bool send_partitions_and_dates(struct flusher *f, int64_t min_ts, int64_t max_ts)
 {
+    if (min_ts < f->raw_horizon)
+        min_ts = f->raw_horizon; /* no partitions for rows that are not kept */
+    if (max_ts < min_ts)
+        max_ts = min_ts;
     f->pending_day_lo = floor_day(min_ts);
     f->pending_day_hi = floor_day(max_ts);
     if (f->pending_day_lo < f->known_day_lo || f->pending_day_hi > f->known_day_hi) {
@@ -613,6 +643,10 @@ static bool send_raw_rows(struct flusher *f, int kind)
             if (!f->accepted[flat])
                 continue;
             const struct reading *r = &bw->items[j].r;
+            if (r->ts < f->raw_horizon) {
+                f->stats.raw_expired++; /* counted in its window, older than raw retention */
+                continue;
+            }
             rows++;
             if (kind == READING_HOME) {
                 pgarray_add_int(a[0], r->home_id);
@@ -775,7 +809,7 @@ static bool send_writes(struct flusher *f)
     f->query_count = 0;
     bool ok = dimsync_send_dimension_writes(f->dims, send_for_dims, f, f->arrays);
     if (ok && f->stats.accepted > 0) {
-        ok = send_partitions_and_dates(f, min_ts, max_ts);
+        ok = retention(f, max_ts) && send_partitions_and_dates(f, min_ts, max_ts);
         for (int kind = 0; ok && kind < READING_KIND_COUNT; kind++)
             ok = send_raw_rows(f, kind) && send_window_states(f, kind);
     }
@@ -869,6 +903,8 @@ static void take_result(struct flusher *f, PGresult *res)
         f->stats.offsets += strtoul(PQcmdTuples(res), NULL, 10);
     } else if (f->tags[q] == Q_PARTITIONS) {
         f->stats.partitions_created += strtoul(PQgetvalue(res, 0, 0), NULL, 10);
+    } else if (f->tags[q] == Q_RETENTION) {
+        f->stats.partitions_dropped += strtoul(PQgetvalue(res, 0, 0), NULL, 10);
     }
 }
 
@@ -933,6 +969,11 @@ enum flush_progress flusher_on_io(struct flusher *f)
     }
     f->stats.elapsed_ms = ms_since(&f->started);
     f->stats.dimension_versions_rewritten = dimsync_changed(f->dims);
+    if (f->stats.partitions_dropped > 0 || f->raw_horizon > f->dropped_horizon) {
+        f->dropped_horizon = f->raw_horizon;
+        if (f->known_day_lo < floor_day(f->raw_horizon))
+            f->known_day_lo = floor_day(f->raw_horizon); /* those partitions are gone */
+    }
     if (f->flushing_registry)
         f->registry_dirty = false;
     release_flush(f);

@@ -296,6 +296,33 @@ bool kafka_consumer_commit(struct kafka_consumer *kc, const struct batch *b, boo
     return true;
 }
 
+struct metrics_lag *kafka_consumer_lags(struct kafka_consumer *kc, size_t *count)
+{
+    rd_kafka_topic_partition_list_t *assignment = NULL;
+    *count = 0;
+    if (rd_kafka_assignment(kc->rk, &assignment) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return NULL;
+    struct metrics_lag *lags = calloc((size_t)assignment->cnt + 1, sizeof(*lags));
+    if (lags && rd_kafka_position(kc->rk, assignment) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < assignment->cnt; i++) {
+            rd_kafka_topic_partition_t *p = &assignment->elems[i];
+            int kind = kind_of_topic(kc, p->topic);
+            int64_t low = -1, high = -1;
+            if (kind < 0)
+                continue;
+            rd_kafka_get_watermark_offsets(kc->rk, p->topic, p->partition, &low, &high);
+            lags[*count] = (struct metrics_lag){
+                .topic = kc->topic[kind],
+                .partition = p->partition,
+                .lag = high >= 0 && p->offset >= 0 ? high - p->offset : -1,
+            };
+            (*count)++;
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(assignment);
+    return lags;
+}
+
 int kafka_consumer_assigned(const struct kafka_consumer *kc)
 {
     return kc->assigned;

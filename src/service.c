@@ -3,7 +3,9 @@
  * and is retried with backoff, consumption pauses when the next batch is full (P7). */
 #include "solarx/service.h"
 
+#include <event2/buffer.h>
 #include <event2/event.h>
+#include <event2/http.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,7 @@
 #include "solarx/flush.h"
 #include "solarx/kafka.h"
 #include "solarx/log.h"
+#include "solarx/metrics.h"
 #include "solarx/migrate.h"
 #include "solarx/registry.h"
 
@@ -26,10 +29,6 @@
 #define BACKOFF_MAX_MS 30000
 #define CONNECT_POLL_MS 20
 
-struct service_counters {
-    unsigned long long consumed, readings, dead_letters, duplicates, merged, flushes,
-        flush_failures;
-};
 
 struct service {
     struct config *cfg;
@@ -53,12 +52,21 @@ struct service {
     bool stopping;
     bool ready;
     int exit_code;
-    struct service_counters count;
+    struct metrics m;
+    struct evhttp *http;
 };
 
 static void start_flush(struct service *s);
 static void try_finish_stop(struct service *s);
 static void reload_registry(struct service *s);
+
+static unsigned long long total(const uint64_t *values, int n)
+{
+    unsigned long long sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += values[i];
+    return sum;
+}
 
 static struct timeval ms_to_tv(int ms)
 {
@@ -111,6 +119,7 @@ static void on_connect_timer(evutil_socket_t fd, short what, void *arg)
         snprintf(msg, sizeof(msg), "%s", PQerrorMessage(s->connecting));
         msg[strcspn(msg, "\n")] = '\0';
         log_warn("event=postgres_connect_failed msg=\"%s\"", msg);
+        s->m.postgres_errors++;
         PQfinish(s->connecting);
         s->connecting = NULL;
         schedule_reconnect(s);
@@ -143,11 +152,13 @@ static void log_flush(struct service *s, const struct flush_stats *st)
 {
     log_info("event=flush_committed readings=%zu merged=%zu duplicates=%zu raw_home=%zu "
              "raw_solar=%zu raw_battery=%zu windows=%zu dead_letters=%zu offsets=%zu "
-             "dimension_histories=%zu ms=%.1f",
+             "dimension_histories=%zu partitions_created=%zu partitions_dropped=%zu "
+             "raw_expired=%zu ms=%.1f",
              st->readings, st->accepted, st->duplicates, st->raw_inserted[READING_HOME],
              st->raw_inserted[READING_SOLAR], st->raw_inserted[READING_BATTERY],
              st->windows_written, st->dead_letters, st->offsets,
-             st->dimension_versions_rewritten, st->elapsed_ms);
+             st->dimension_versions_rewritten, st->partitions_created, st->partitions_dropped,
+             st->raw_expired, st->elapsed_ms);
 }
 
 static void update_backpressure(struct service *s)
@@ -165,9 +176,13 @@ static void flush_finished(struct service *s, enum flush_progress p)
     s->flushing = false;
     if (p == FLUSH_COMMITTED) {
         const struct flush_stats *st = flusher_stats(s->flusher);
-        s->count.flushes++;
-        s->count.duplicates += st->duplicates;
-        s->count.merged += st->accepted;
+        s->m.flushes++;
+        s->m.duplicates += st->duplicates;
+        for (int k = 0; k < READING_KIND_COUNT; k++) {
+            s->m.merged[k] += st->merged[k];
+            s->m.raw_rows[k] += st->raw_inserted[k];
+        }
+        metrics_observe_flush(&s->m, st->elapsed_ms, st->readings);
         log_flush(s, st);
         /* Only now may Kafka learn of these offsets (P4). */
         if (s->kc)
@@ -175,7 +190,8 @@ static void flush_finished(struct service *s, enum flush_progress p)
         batch_clear(s->inflight);
     } else {
         char quoted[1200];
-        s->count.flush_failures++;
+        s->m.flush_failures++;
+        s->m.postgres_errors++;
         log_quote(flusher_error(s->flusher), quoted, sizeof(quoted));
         log_error("event=flush_failed readings=%zu msg=%s retry=backoff", s->inflight->reading_count,
                   quoted);
@@ -228,6 +244,7 @@ static void on_pg_io(evutil_socket_t fd, short what, void *arg)
     if (!s->flushing) {
         if (!flusher_check_idle(s->flusher)) {
             log_warn("event=postgres_connection_lost msg=\"%s\"", flusher_error(s->flusher));
+            s->m.postgres_errors++;
             schedule_reconnect(s);
         }
         return;
@@ -259,17 +276,17 @@ static void on_message(void *opaque, enum reading_kind kind, const rd_kafka_mess
     size_t n = 0;
     char reason[DECODE_REASON_SIZE];
     const char *payload = msg->payload ? msg->payload : "";
-    s->count.consumed++;
+    s->m.consumed[kind]++;
     enum decode_error e =
         decode_message(&s->decode, kind, payload, msg->len, out, &n, reason, sizeof(reason));
     if (e == DECODE_OK) {
         for (size_t i = 0; i < n; i++)
             batch_add_reading(s->pending, &out[i], msg->partition, msg->offset);
-        s->count.readings += n;
+        s->m.readings[kind] += n;
     } else {
         batch_add_dead_letter(s->pending, kind, msg->partition, msg->offset, msg->key,
                               msg->key_len, payload, msg->len, decode_error_name(e), reason);
-        s->count.dead_letters++;
+        s->m.dead_letters[e]++;
         log_debug("event=dead_letter topic=%s partition=%d offset=%lld reason=%s",
                   s->cfg->topic[kind], (int)msg->partition, (long long)msg->offset,
                   decode_error_name(e));
@@ -360,7 +377,9 @@ static void try_finish_stop(struct service *s)
         return;
     }
     log_info("event=stopping consumed=%llu merged=%llu duplicates=%llu dead_letters=%llu",
-             s->count.consumed, s->count.merged, s->count.duplicates, s->count.dead_letters);
+             total(s->m.consumed, READING_KIND_COUNT), total(s->m.merged, READING_KIND_COUNT),
+             (unsigned long long)s->m.duplicates,
+             total(s->m.dead_letters, DECODE_ERROR_COUNT));
     event_base_loopexit(s->base, NULL);
 }
 
@@ -455,9 +474,100 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
     snprintf(status, sizeof(status),
              "STATUS=consumed=%llu merged=%llu duplicates=%llu dead_letters=%llu flushes=%llu "
              "flush_failures=%llu",
-             s->count.consumed, s->count.merged, s->count.duplicates, s->count.dead_letters,
-             s->count.flushes, s->count.flush_failures);
+             total(s->m.consumed, READING_KIND_COUNT), total(s->m.merged, READING_KIND_COUNT),
+             (unsigned long long)s->m.duplicates, total(s->m.dead_letters, DECODE_ERROR_COUNT),
+             (unsigned long long)s->m.flushes, (unsigned long long)s->m.flush_failures);
     sd_notify(0, status);
+}
+
+/* ---- HTTP: /metrics and /healthz ---------------------------------------------------------- */
+
+static void reply(struct evhttp_request *req, int code, const char *reason, const char *type,
+                  const char *body, size_t len)
+{
+    struct evbuffer *buf = evbuffer_new();
+    if (!buf) {
+        evhttp_send_error(req, HTTP_INTERNAL, NULL);
+        return;
+    }
+    evbuffer_add(buf, body, len);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", type);
+    evhttp_send_reply(req, code, reason, buf);
+    evbuffer_free(buf);
+}
+
+static void on_metrics(struct evhttp_request *req, void *arg)
+{
+    struct service *s = arg;
+    size_t lag_count = 0;
+    struct metrics_lag *lags = s->kc ? kafka_consumer_lags(s->kc, &lag_count) : NULL;
+    const char *topics[READING_KIND_COUNT];
+    for (int k = 0; k < READING_KIND_COUNT; k++)
+        topics[k] = s->cfg->topic[k];
+    struct metrics_live live = {
+        .pending_readings = s->pending->reading_count + s->inflight->reading_count,
+        .open_windows = s->pending->window_count + s->inflight->window_count,
+        .postgres_connected = flusher_conn(s->flusher) != NULL,
+        .paused = s->kc && kafka_consumer_paused(s->kc),
+        .assigned_partitions = s->kc ? kafka_consumer_assigned(s->kc) : 0,
+        .lags = lags,
+        .lag_count = lag_count,
+        .topics = topics,
+    };
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    if (!out) {
+        free(lags);
+        evhttp_send_error(req, HTTP_INTERNAL, NULL);
+        return;
+    }
+    metrics_render(&s->m, &live, out);
+    fclose(out);
+    reply(req, HTTP_OK, "OK", "text/plain; version=0.0.4", text, len);
+    free(text);
+    free(lags);
+}
+
+/* 200 while the service can make progress; 503 with the reason otherwise. */
+static void on_healthz(struct evhttp_request *req, void *arg)
+{
+    struct service *s = arg;
+    const char *problem = s->stopping                  ? "stopping"
+                          : !flusher_conn(s->flusher)  ? "postgres unavailable"
+                          : !s->ready                  ? "waiting for partitions"
+                                                       : NULL;
+    char body[128];
+    int n = snprintf(body, sizeof(body), "%s\n", problem ? problem : "ok");
+    reply(req, problem ? 503 : HTTP_OK, problem ? "Service Unavailable" : "OK", "text/plain", body,
+          (size_t)n);
+}
+
+/* Listens on http_listen ("host:port"; empty: no endpoint). Returns false with errstr. */
+static bool start_http(struct service *s, char *errstr, size_t errstr_size)
+{
+    const char *listen = s->cfg->http_listen;
+    if (!listen[0])
+        return true;
+    char host[256];
+    const char *colon = strrchr(listen, ':');
+    int port = colon ? atoi(colon + 1) : 0;
+    if (!colon || port <= 0 || port > 65535 || (size_t)(colon - listen) >= sizeof(host)) {
+        snprintf(errstr, errstr_size, "config: %s: [solarx] http_listen = \"%s\": expected host:port",
+                 s->cfg->path, listen);
+        return false;
+    }
+    snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);
+    s->http = evhttp_new(s->base);
+    if (!s->http || evhttp_bind_socket(s->http, host, (uint16_t)port) != 0) {
+        snprintf(errstr, errstr_size, "http: cannot listen on %s", listen);
+        return false;
+    }
+    evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+    evhttp_set_cb(s->http, "/metrics", on_metrics, s);
+    evhttp_set_cb(s->http, "/healthz", on_healthz, s);
+    log_info("event=http_listening address=%s", listen);
+    return true;
 }
 
 /* ---- start-up ----------------------------------------------------------------------------- */
@@ -531,6 +641,10 @@ int service_run(struct config *cfg, char *errstr, size_t errstr_size)
     struct timeval now = {0, 0};
     evtimer_add(s.connect_timer, &now);
 
+    if (!start_http(&s, errstr, errstr_size)) {
+        rc = EX_CONFIG;
+        goto out;
+    }
     struct kafka_handlers handlers = {on_message, on_assign, on_revoke, &s};
     s.kc = kafka_consumer_new(cfg, s.base, &handlers, errstr, errstr_size);
     if (!s.kc)
@@ -552,6 +666,8 @@ out:
         else
             rd_kafka_destroy_flags(kafka_consumer_handle(s.kc), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     }
+    if (s.http)
+        evhttp_free(s.http);
     for (int i = 0; i < 3; i++)
         if (s.signals[i])
             event_free(s.signals[i]);

@@ -30,7 +30,6 @@ struct config {
     int32_t window_minutes;
     int32_t flush_interval_ms;
     int32_t flush_max_readings;   /* size bound of one flush */
-    int32_t allowed_lateness_s;   /* watermark lag before a window leaves memory */
     int32_t raw_retention_days;
     char *http_listen;            /* "host:port"; empty disables the endpoint */
     char *appliances_file;

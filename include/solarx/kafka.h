@@ -12,6 +12,7 @@
 
 #include "solarx/batch.h"
 #include "solarx/config.h"
+#include "solarx/metrics.h"
 
 struct kafka_consumer;
 
@@ -43,6 +44,10 @@ bool kafka_consumer_paused(const struct kafka_consumer *kc);
 /* Commits the batch's next offsets to Kafka (asynchronously unless sync). Returns false when the
  * commit could not even be requested; an asynchronous failure is logged. */
 bool kafka_consumer_commit(struct kafka_consumer *kc, const struct batch *b, bool sync);
+
+/* The lag of every assigned partition from librdkafka's cached watermarks (no broker round
+ * trip): a new array of *count entries the caller frees, topic names owned by kc. */
+struct metrics_lag *kafka_consumer_lags(struct kafka_consumer *kc, size_t *count);
 
 /* Number of partitions currently assigned. */
 int kafka_consumer_assigned(const struct kafka_consumer *kc);
