@@ -980,10 +980,20 @@ enum flush_progress flusher_on_io(struct flusher *f)
     return FLUSH_COMMITTED;
 }
 
+enum flush_progress flusher_abort(struct flusher *f, const char *why)
+{
+    set_error(f, "flush abandoned", why);
+    return fail_flush(f);
+}
+
 enum flush_progress flusher_run_blocking(struct flusher *f)
 {
     enum flush_progress p = FLUSH_BUSY;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     while (p == FLUSH_BUSY) {
+        if (ms_since(&t0) > FLUSH_DEADLINE_MS)
+            return flusher_abort(f, "no answer from PostgreSQL within the flush deadline");
         struct pollfd pfd = {.fd = PQsocket(f->conn),
                              .events = POLLIN | (f->want_write ? POLLOUT : 0)};
         int rc = poll(&pfd, 1, 1000);

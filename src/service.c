@@ -45,6 +45,7 @@ struct service {
     bool in_rebalance;      /* flushes run to completion synchronously */
 
     struct event *flush_timer, *pg_read, *pg_write, *connect_timer, *watchdog_timer;
+    struct event *flush_deadline;
     struct event *signals[3];
     PGconn *connecting;
     int backoff_ms;
@@ -174,6 +175,7 @@ static void update_backpressure(struct service *s)
 static void flush_finished(struct service *s, enum flush_progress p)
 {
     s->flushing = false;
+    evtimer_del(s->flush_deadline);
     if (p == FLUSH_COMMITTED) {
         const struct flush_stats *st = flusher_stats(s->flusher);
         s->m.flushes++;
@@ -235,7 +237,17 @@ static void start_flush(struct service *s)
         flush_finished(s, flusher_run_blocking(s->flusher));
         return;
     }
+    struct timeval deadline = ms_to_tv(FLUSH_DEADLINE_MS);
+    evtimer_add(s->flush_deadline, &deadline);
     arm_pg_write(s);
+}
+
+static void on_flush_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct service *s = arg;
+    if (s->flushing)
+        flush_finished(s, flusher_abort(s->flusher, "no answer from PostgreSQL within the "
+                                                    "flush deadline"));
 }
 
 static void on_pg_io(evutil_socket_t fd, short what, void *arg)
@@ -380,6 +392,7 @@ static void try_finish_stop(struct service *s)
              total(s->m.consumed, READING_KIND_COUNT), total(s->m.merged, READING_KIND_COUNT),
              (unsigned long long)s->m.duplicates,
              total(s->m.dead_letters, DECODE_ERROR_COUNT));
+    s->exit_code = 0;
     event_base_loopexit(s->base, NULL);
 }
 
@@ -625,6 +638,7 @@ int service_run(struct config *cfg, char *errstr, size_t errstr_size)
     flusher_set_registry(s.flusher, s.registry);
     s.flush_timer = event_new(s.base, -1, EV_PERSIST, on_flush_timer, &s);
     s.connect_timer = evtimer_new(s.base, on_connect_timer, &s);
+    s.flush_deadline = evtimer_new(s.base, on_flush_deadline, &s);
     for (int i = 0; i < 3; i++) {
         s.signals[i] = evsignal_new(s.base, signal_numbers[i], on_signal, &s);
         event_add(s.signals[i], NULL);
@@ -656,8 +670,6 @@ int service_run(struct config *cfg, char *errstr, size_t errstr_size)
 
     event_base_dispatch(s.base);
     rc = s.exit_code;
-    if (s.stopping && s.exit_code == 1 && batch_is_empty(s.pending) && batch_is_empty(s.inflight))
-        rc = 0;
 
 out:
     if (s.kc) {
@@ -676,6 +688,8 @@ out:
         event_free(s.flush_timer);
     if (s.connect_timer)
         event_free(s.connect_timer);
+    if (s.flush_deadline)
+        event_free(s.flush_deadline);
     if (s.watchdog_timer)
         event_free(s.watchdog_timer);
     if (s.connecting)

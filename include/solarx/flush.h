@@ -31,6 +31,9 @@ struct flush_stats {
     double elapsed_ms;            /* from start to COMMIT */
 };
 
+/* A flush that takes longer than this is abandoned (the server or the network hangs). */
+#define FLUSH_DEADLINE_MS (5 * 60 * 1000)
+
 enum flush_progress {
     FLUSH_BUSY,      /* waiting on the socket */
     FLUSH_COMMITTED, /* the transaction committed: stats are valid, the batch may be dropped */
@@ -71,6 +74,10 @@ enum flush_progress flusher_start(struct flusher *f, const struct batch *b);
 /* Call when the socket is readable (or writable while flusher_wants_write). */
 enum flush_progress flusher_on_io(struct flusher *f);
 bool flusher_wants_write(const struct flusher *f);
+
+/* Gives up the flush in progress (a hung server): drops the connection, which rolls the
+ * transaction back. Returns FLUSH_FAILED; the batch is intact. */
+enum flush_progress flusher_abort(struct flusher *f, const char *why);
 
 /* Drives the flush in progress to its end with poll(2), for revocation and shutdown. */
 enum flush_progress flusher_run_blocking(struct flusher *f);
