@@ -53,9 +53,14 @@ CREATE TABLE solarx_raw.dead_letters (
     reason         text        NOT NULL,  -- stable label, e.g. missing_field
     error          text        NOT NULL,  -- the full message, e.g. missing_field: "time_stamp" is required
     source         text,                  -- a dump file for `ingest`, NULL for Kafka
-    received_at    timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (topic, "partition", "offset")
+    received_at    timestamptz NOT NULL DEFAULT now()
 );
+-- A Kafka message is (topic, partition, offset); a line of a dump file is (source, topic, line)
+-- with partition -1 and the line number as "offset".
+CREATE UNIQUE INDEX dead_letters_kafka_key ON solarx_raw.dead_letters (topic, "partition", "offset")
+    WHERE source IS NULL;
+CREATE UNIQUE INDEX dead_letters_file_key ON solarx_raw.dead_letters (source, topic, "offset")
+    WHERE source IS NOT NULL;
 CREATE INDEX dead_letters_reason_idx ON solarx_raw.dead_letters (reason);
 
 -- Creates the day partitions of the three raw tables covering [p_from, p_to]

@@ -43,6 +43,7 @@ void batch_clear(struct batch *b)
         free(b->dead[i].key);
         free(b->dead[i].payload);
         free(b->dead[i].error);
+        free(b->dead[i].source);
     }
     b->dead_count = 0;
     struct batch_offset *o, *otmp;
@@ -59,6 +60,7 @@ void batch_destroy(struct batch *b)
         return;
     batch_clear(b);
     free(b->dead);
+    free(b->source);
     free(b);
 }
 
@@ -101,6 +103,12 @@ void batch_add_reading(struct batch *b, const struct reading *r, int32_t partiti
     b->reading_count++;
 }
 
+void batch_set_source(struct batch *b, const char *source)
+{
+    free(b->source);
+    b->source = source ? xmemdup(source, strlen(source)) : NULL;
+}
+
 void batch_add_dead_letter(struct batch *b, enum reading_kind kind, int32_t partition,
                            int64_t offset, const void *key, size_t key_len, const void *payload,
                            size_t payload_len, const char *reason, const char *error)
@@ -119,6 +127,7 @@ void batch_add_dead_letter(struct batch *b, enum reading_kind kind, int32_t part
         .payload = xmemdup(payload, payload_len),
         .payload_len = payload_len,
         .error = xmemdup(error, strlen(error)),
+        .source = b->source ? xmemdup(b->source, strlen(b->source)) : NULL,
     };
     /* The reason may quote bytes of a broken payload: keep it printable ASCII, so it is always
      * valid text for PostgreSQL. */
@@ -178,11 +187,14 @@ void batch_absorb(struct batch *dst, struct batch *src)
             window_push(into, &w->items[i]);
         dst->reading_count += w->count;
     }
+    char *dst_source = dst->source;
     for (size_t i = 0; i < src->dead_count; i++) {
         struct batch_dead_letter *d = &src->dead[i];
+        dst->source = d->source; /* borrowed for the copy */
         batch_add_dead_letter(dst, d->kind, d->partition, d->offset, d->key, d->key_len,
                               d->payload, d->payload_len, d->reason, d->error);
     }
+    dst->source = dst_source;
     struct batch_offset *o;
     for (o = src->offsets; o; o = o->hh.next)
         note_next_offset(dst, o->id.kind, o->id.partition, o->next_offset);

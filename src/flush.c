@@ -188,9 +188,9 @@ static const char *const fact_sql[READING_KIND_COUNT] = {
 
 static const char dead_letter_sql[] =
     "INSERT INTO solarx_raw.dead_letters"
-    " (topic, \"partition\", \"offset\", key, payload, reason, error)"
+    " (topic, \"partition\", \"offset\", key, payload, reason, error, source)"
     " SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bytea[], $5::bytea[],"
-    "                      $6::text[], $7::text[])"
+    "                      $6::text[], $7::text[], $8::text[])"
     " ON CONFLICT DO NOTHING";
 
 static const char offsets_sql[] =
@@ -755,8 +755,8 @@ static bool send_dead_letters(struct flusher *f)
     const struct batch *b = f->batch;
     if (b->dead_count == 0)
         return true;
-    struct pgarray *a[7];
-    for (int i = 0; i < 7; i++)
+    struct pgarray *a[8];
+    for (int i = 0; i < 8; i++)
         a[i] = arr(f, i);
     for (size_t i = 0; i < b->dead_count; i++) {
         const struct batch_dead_letter *d = &b->dead[i];
@@ -771,11 +771,15 @@ static bool send_dead_letters(struct flusher *f)
         pgarray_add_bytea(a[4], d->payload, d->payload_len);
         pgarray_add_text(a[5], d->reason, strlen(d->reason));
         pgarray_add_text(a[6], d->error, strlen(d->error));
+        if (d->source)
+            pgarray_add_text(a[7], d->source, strlen(d->source));
+        else
+            pgarray_add_null(a[7]);
     }
-    const char *params[7];
-    for (int i = 0; i < 7; i++)
+    const char *params[8];
+    for (int i = 0; i < 8; i++)
         params[i] = pgarray_finish(a[i]);
-    return send_query(f, Q_DEAD, -1, dead_letter_sql, 7, params);
+    return send_query(f, Q_DEAD, -1, dead_letter_sql, 8, params);
 }
 
 static bool send_offsets(struct flusher *f)

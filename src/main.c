@@ -1,10 +1,15 @@
 /* solarx-stream: command-line dispatch. Wires the modules together; no business rules here. */
+#include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
 
+#include "solarx/backfill.h"
+#include "solarx/clock.h"
 #include "solarx/config.h"
 #include "solarx/db.h"
 #include "solarx/log.h"
@@ -21,6 +26,8 @@ static const char usage_text[] =
     "  run        the service: consume the topics and keep the warehouse until SIGTERM\n"
     "  migrate    apply pending migrations from [solarx] migrations_dir, then exit\n"
     "  status     offsets stored in PostgreSQL against Kafka's high watermarks, lag\n"
+    "  replay     re-read a range of the topics (own assignment, no group commits), exit\n"
+    "  ingest     load topic dump files (one JSON message per line), exit\n"
     "  version    print the version\n"
     "\n"
     "Options (every command):\n"
@@ -63,22 +70,85 @@ static const char status_usage[] =
     "\"group=… total_lag=N partitions=N last_flush=…\". Exit 0 when it could ask both,\n"
     "1 when PostgreSQL or Kafka could not be reached.\n";
 
+static const char replay_usage[] =
+    "usage: solarx-stream replay [-c FILE] (--from-beginning | --from-offset N |\n"
+    "                            --from-time TIME) [--topic NAME] [--partition N]...\n"
+    "\n"
+    "Reads the chosen partitions (default: every partition of the three [topics]) from the\n"
+    "start given up to their high watermarks as they are when it starts, writes them through\n"
+    "the same transaction as the service, and exits. It assigns partitions itself, under the\n"
+    "group name \"<group.id>.replay\", and stores or commits no offsets: the service's group is\n"
+    "not disturbed. Readings already in the warehouse change nothing; missing ones are restored.\n"
+    "  --topic NAME      one topic: a [topics] name, or home, solar or battery\n"
+    "  --partition N     only partition N (repeatable)\n"
+    "  --from-time TIME  the first message at or after TIME (Kafka message time), given as\n"
+    "                    \"YYYY-MM-DD HH:MM:SS\" (UTC) or ISO 8601 with an offset\n";
+
+static const char ingest_usage[] =
+    "usage: solarx-stream ingest [-c FILE] [--topic NAME] FILE...\n"
+    "\n"
+    "Loads topic dump files -- one JSON message per line, as kafka-console-consumer writes\n"
+    "them -- through the same transaction as the service, and exits. A file's topic is its\n"
+    "name less .jsonl (battery_data.jsonl), or --topic (a [topics] name, or home, solar or\n"
+    "battery). Undecodable lines become dead letters with the file as source and the line\n"
+    "number as offset. Loading a file again changes nothing.\n";
+
+#define CLI_MAX_PARTITIONS 256
+
 struct cli {
     const char *command;
     const char *config_path;
+    bool backfill;          /* accepts --topic; replay also takes --from-* and --partition */
+    bool takes_files;
+    const char *topic;
+    int from_count;         /* --from-* given */
+    enum backfill_from from;
+    int64_t from_offset;
+    const char *from_time;
+    int32_t partitions[CLI_MAX_PARTITIONS];
+    size_t partition_count;
+    char **files;
+    size_t file_count;
 };
 
 /* Parses the options common to every command; returns 0, CLI_HELP_SHOWN, or an exit status. */
-static int parse_common(int argc, char **argv, struct cli *cli, const char *help)
+static bool parse_int64(const char *text, int64_t min, int64_t *out)
 {
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || end == text || *end || v < min)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* Options of every command, and of the backfill commands where they apply. */
+static int parse_options(int argc, char **argv, struct cli *cli, const char *help)
+{
+    enum { OPT_BEGINNING = 1000, OPT_OFFSET, OPT_TIME };
     static const struct option options[] = {
         {"config", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
+        {"topic", required_argument, NULL, 't'},
+        {"partition", required_argument, NULL, 'p'},
+        {"from-beginning", no_argument, NULL, OPT_BEGINNING},
+        {"from-offset", required_argument, NULL, OPT_OFFSET},
+        {"from-time", required_argument, NULL, OPT_TIME},
         {NULL, 0, NULL, 0},
     };
+    bool replay = strcmp(cli->command, "replay") == 0;
     int opt;
+    int64_t n;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:ht:p:", options, NULL)) != -1) {
+        bool allowed = opt == 'c' || opt == 'h' || (opt == 't' && cli->backfill) ||
+                       (opt != '?' && replay);
+        if (!allowed) {
+            fprintf(stderr, "solarx-stream %s: option %s does not apply here\n\n%s", cli->command,
+                    argv[optind - 1], help);
+            return EX_USAGE;
+        }
         switch (opt) {
         case 'c':
             cli->config_path = optarg;
@@ -86,10 +156,54 @@ static int parse_common(int argc, char **argv, struct cli *cli, const char *help
         case 'h':
             fputs(help, stdout);
             return CLI_HELP_SHOWN;
+        case 't':
+            cli->topic = optarg;
+            break;
+        case 'p':
+            if (!parse_int64(optarg, 0, &n) || n > INT32_MAX ||
+                cli->partition_count == CLI_MAX_PARTITIONS) {
+                fprintf(stderr, "solarx-stream replay: --partition %s: expected a partition "
+                                "number\n", optarg);
+                return EX_USAGE;
+            }
+            cli->partitions[cli->partition_count++] = (int32_t)n;
+            break;
+        case OPT_BEGINNING:
+            cli->from = BACKFILL_FROM_BEGINNING;
+            cli->from_count++;
+            break;
+        case OPT_OFFSET:
+            if (!parse_int64(optarg, 0, &cli->from_offset)) {
+                fprintf(stderr, "solarx-stream replay: --from-offset %s: expected an offset\n",
+                        optarg);
+                return EX_USAGE;
+            }
+            cli->from = BACKFILL_FROM_OFFSET;
+            cli->from_count++;
+            break;
+        case OPT_TIME:
+            cli->from_time = optarg;
+            cli->from = BACKFILL_FROM_TIMESTAMP;
+            cli->from_count++;
+            break;
         default:
             fprintf(stderr, "%s", help);
             return EX_USAGE;
         }
+    }
+    if (replay && cli->from_count != 1) {
+        fprintf(stderr, "solarx-stream replay: give exactly one of --from-beginning, "
+                        "--from-offset, --from-time\n\n%s", help);
+        return EX_USAGE;
+    }
+    if (cli->takes_files) {
+        cli->files = argv + optind;
+        cli->file_count = (size_t)(argc - optind);
+        if (cli->file_count == 0) {
+            fprintf(stderr, "solarx-stream %s: no file given\n\n%s", cli->command, help);
+            return EX_USAGE;
+        }
+        return 0;
     }
     if (optind < argc) {
         fprintf(stderr, "solarx-stream %s: unexpected argument \"%s\"\n", cli->command,
@@ -148,6 +262,81 @@ static int command_run(const struct cli *cli)
     return rc;
 }
 
+/* The backfills apply pending migrations first when migrate_on_start says so, like `run`. */
+static int migrate_if_configured(const struct config *cfg)
+{
+    char err[1024];
+    int applied = 0;
+    if (!cfg->migrate_on_start)
+        return 0;
+    PGconn *conn = db_connect_blocking(cfg, err, sizeof(err));
+    int rc = conn ? migrate_run(conn, cfg->migrations_dir, &applied, err, sizeof(err)) : -1;
+    PQfinish(conn);
+    if (rc < 0)
+        fprintf(stderr, "solarx-stream: %s\n", err);
+    return rc;
+}
+
+static void log_backfill(const char *what, const struct backfill_result *r)
+{
+    log_info("event=%s_done messages=%llu readings=%llu merged=%llu duplicates=%llu "
+             "dead_letters=%llu flushes=%llu",
+             what, (unsigned long long)r->messages, (unsigned long long)r->readings,
+             (unsigned long long)r->merged, (unsigned long long)r->duplicates,
+             (unsigned long long)r->dead_letters, (unsigned long long)r->flushes);
+}
+
+static int command_ingest(const struct cli *cli)
+{
+    char err[1024];
+    struct backfill_result result;
+    struct config *cfg = load_config(cli);
+    if (!cfg)
+        return EX_CONFIG;
+    int rc = migrate_if_configured(cfg);
+    if (rc == 0 && (rc = backfill_ingest(cfg, cli->files, cli->file_count, cli->topic, &result,
+                                         err, sizeof(err))) < 0)
+        fprintf(stderr, "solarx-stream: %s\n", err);
+    else
+        log_backfill("ingest", &result);
+    config_destroy(cfg);
+    return rc < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+static int command_replay(const struct cli *cli)
+{
+    char err[1024];
+    struct backfill_result result;
+    struct backfill_replay_options opt = {
+        .from = cli->from,
+        .offset = cli->from_offset,
+        .topic = cli->topic,
+        .partitions = cli->partition_count ? cli->partitions : NULL,
+        .partition_count = cli->partition_count,
+    };
+    if (cli->from == BACKFILL_FROM_TIMESTAMP) {
+        struct clock_zone *utc = clock_zone_new("UTC", err, sizeof(err));
+        int64_t epoch = 0;
+        bool ok = utc && clock_parse_timestamp(utc, cli->from_time, &epoch, err, sizeof(err));
+        clock_zone_destroy(utc);
+        if (!ok) {
+            fprintf(stderr, "solarx-stream replay: --from-time %s: %s\n", cli->from_time, err);
+            return EX_USAGE;
+        }
+        opt.timestamp_ms = epoch * 1000;
+    }
+    struct config *cfg = load_config(cli);
+    if (!cfg)
+        return EX_CONFIG;
+    int rc = migrate_if_configured(cfg);
+    if (rc == 0 && (rc = backfill_replay(cfg, &opt, &result, err, sizeof(err))) < 0)
+        fprintf(stderr, "solarx-stream: %s\n", err);
+    else
+        log_backfill("replay", &result);
+    config_destroy(cfg);
+    return rc < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
 static int command_status(const struct cli *cli)
 {
     char err[1024];
@@ -186,6 +375,15 @@ int main(int argc, char **argv)
     if (strcmp(cli.command, "run") == 0) {
         help = run_usage;
         run = command_run;
+    } else if (strcmp(cli.command, "replay") == 0) {
+        help = replay_usage;
+        run = command_replay;
+        cli.backfill = true;
+    } else if (strcmp(cli.command, "ingest") == 0) {
+        help = ingest_usage;
+        run = command_ingest;
+        cli.backfill = true;
+        cli.takes_files = true;
     } else if (strcmp(cli.command, "status") == 0) {
         help = status_usage;
         run = command_status;
@@ -196,7 +394,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "solarx-stream: unknown command \"%s\"\n\n%s", cli.command, usage_text);
         return EX_USAGE;
     }
-    int rc = parse_common(argc - 1, argv + 1, &cli, help);
+    int rc = parse_options(argc - 1, argv + 1, &cli, help);
     if (rc == CLI_HELP_SHOWN)
         return EX_OK;
     if (rc != 0)

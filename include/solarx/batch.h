@@ -37,6 +37,7 @@ struct batch_dead_letter {
     size_t payload_len;
     char reason[40];        /* decode_error_name() */
     char *error;            /* the full reason */
+    char *source;           /* the dump file it came from, or NULL (Kafka) */
 };
 
 /* Next offset to consume of one partition: what the flush stores and then commits. */
@@ -59,6 +60,7 @@ struct batch {
     size_t dead_count, dead_cap;
     struct batch_offset *offsets; /* uthash by id */
     size_t offset_count;
+    char *source; /* stamped on the dead letters added from now on (batch_set_source) */
 };
 
 /* A new empty batch for windows of window_seconds aligned in zone (borrowed, must outlive it). */
@@ -71,6 +73,9 @@ bool batch_is_empty(const struct batch *b);
 /* Files r under its window. Solar windows are keyed by panel alone (home_id 0 in the key), as
  * their fact rows are; the reading keeps its home_id. */
 void batch_add_reading(struct batch *b, const struct reading *r, int32_t partition, int64_t offset);
+
+/* Names the dump file the following dead letters come from (copied); NULL for Kafka. */
+void batch_set_source(struct batch *b, const char *source);
 
 /* Keeps a copy of a rejected message with its reason. key may be NULL. */
 void batch_add_dead_letter(struct batch *b, enum reading_kind kind, int32_t partition,

@@ -50,8 +50,9 @@ for t in home_power_readings solar_panel_readings battery_readings; do
     assert_eq "$(q "$db" "select partstrat from pg_partitioned_table where partrelid = 'solarx_raw.$t'::regclass")" \
         r "$t is range-partitioned"
 done
-q "$db" "select 1 from pg_constraint where conrelid = 'solarx_raw.dead_letters'::regclass and contype = 'u'" |
-    grep -q 1 || fail "dead_letters unique (topic, partition, offset)"
+assert_eq "$(q "$db" "select pg_get_indexdef('solarx_raw.dead_letters_kafka_key'::regclass)")" \
+    'CREATE UNIQUE INDEX dead_letters_kafka_key ON solarx_raw.dead_letters USING btree (topic, partition, "offset") WHERE (source IS NULL)' \
+    "dead_letters unique on (topic, partition, offset)"
 for col in year quarter month week day hour minute interval_of_day is_weekend; do
     assert_eq "$(q "$db" "select count(*) from information_schema.columns where table_schema='solarx_wh' and table_name='dim_date' and column_name='$col'")" 1 "dim_date.$col"
 done
