@@ -24,23 +24,33 @@ source "$SOLARX_RUN_DIR/env"
 unset SOLARX_POSTGRES_CONNINFO SOLARX_KAFKA_CLASSPATH
 
 TEST_TMP=$(mktemp -d "/tmp/solarx-$(basename "$0" .sh)-XXXXXX")
-TEST_DBS=()
+# Every database this test creates starts with this prefix, so that cleanup finds them even when
+# they were created in a $(...) subshell.
+TEST_DB_PREFIX="solarx_t_$(basename "$0" .sh | tr -c 'a-z0-9_\n' _)_$$_"
 
 cleanup_test() {
     local db
-    for db in "${TEST_DBS[@]}"; do
+    for db in $(psql -X -A -t -d postgres -c \
+        "select datname from pg_database where starts_with(datname, '$TEST_DB_PREFIX')" 2>/dev/null); do
         psql -q -d postgres -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
     done
     rm -rf "$TEST_TMP"
 }
 trap cleanup_test EXIT
 
-# Creates an empty database and prints its name; it is dropped when the test exits.
+# Creates an empty database and prints its name (unique even across subshells); it is dropped
+# when the test exits. Use as: db=$(new_database)
 new_database() {
-    local db="solarx_t_$(basename "$0" .sh | tr -c 'a-z0-9_\n' _)_$$_${#TEST_DBS[@]}"
-    psql -q -d postgres -c "CREATE DATABASE \"$db\"" >/dev/null
-    TEST_DBS+=("$db")
-    echo "$db"
+    local db n=0
+    while :; do
+        db="$TEST_DB_PREFIX$n"
+        if psql -q -d postgres -c "CREATE DATABASE \"$db\"" >/dev/null 2>&1; then
+            echo "$db"
+            return 0
+        fi
+        n=$((n + 1))
+        ((n < 100)) || fail "cannot create a test database ($db)"
+    done
 }
 
 # Writes a configuration for database $1 to $2 (Kafka group $3, default solarx-test).
@@ -69,4 +79,296 @@ assert_eq() {
 # Runs psql on database $1 with query $2, unaligned, tuples only.
 q() {
     psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$1" -c "$2"
+}
+
+# ---- Streaming tests: topics, the simulator, the service, catch-up and digests ----------------
+# Used by test_stream_e2e.sh, test_exactly_once_sigkill.sh, test_replay.sh,
+# test_offsets_follow_data.sh and test_bounded_memory.sh.
+
+# SOLARX_TEST_SCALE: "full" (default, the sizes the properties are claimed at) or "small" (about
+# ten times less data, for the sanitizer pass).
+SOLARX_TEST_SCALE=${SOLARX_TEST_SCALE:-full}
+case $SOLARX_TEST_SCALE in
+full | small) ;;
+*) fail "SOLARX_TEST_SCALE=$SOLARX_TEST_SCALE: expected full or small" ;;
+esac
+
+# by_scale FULL SMALL: prints the value for the current scale.
+by_scale() {
+    if [[ $SOLARX_TEST_SCALE == small ]]; then echo "$2"; else echo "$1"; fi
+}
+
+# kafka_tool CLASS ARGS...: runs one of Kafka's Java tools (see scripts/kafka-run.sh).
+kafka_tool() {
+    "$SOLARX_SOURCE_DIR/scripts/kafka-run.sh" "$@"
+}
+
+STREAM_TOPICS=()   # every topic create_topics made; deleted at exit
+SERVICE_PID=       # the service start_service runs, if any
+SERVICE_LOG=       # its log (stderr), appended to by every start
+SERVICE_LOG_MARK=0 # size of SERVICE_LOG when the current instance started
+
+# Kills a service still running, deletes the test's topics, then the rest of cleanup_test.
+cleanup_stream_test() {
+    if [[ -n $SERVICE_PID ]] && kill -0 "$SERVICE_PID" 2>/dev/null; then
+        kill -KILL "$SERVICE_PID" 2>/dev/null || true
+        wait "$SERVICE_PID" 2>/dev/null || true
+    fi
+    if ((${#STREAM_TOPICS[@]} > 0)); then
+        local IFS='|'
+        kafka_tool org.apache.kafka.tools.TopicCommand \
+            --bootstrap-server "$SOLARX_KAFKA_BOOTSTRAP_SERVERS" --delete \
+            --topic "^(${STREAM_TOPICS[*]})\$" >/dev/null 2>&1 || true
+    fi
+    cleanup_test
+}
+
+# create_topics PREFIX: creates three fresh topics (3 partitions each) named
+# PREFIX-<pid>-home|solar|battery and sets TOPIC_HOME, TOPIC_SOLAR, TOPIC_BATTERY. They are
+# deleted when the test exits.
+create_topics() {
+    local kind pids=() t
+    TOPIC_HOME="$1-$$-home"
+    TOPIC_SOLAR="$1-$$-solar"
+    TOPIC_BATTERY="$1-$$-battery"
+    trap cleanup_stream_test EXIT
+    for t in "$TOPIC_HOME" "$TOPIC_SOLAR" "$TOPIC_BATTERY"; do
+        STREAM_TOPICS+=("$t")
+        kafka_tool org.apache.kafka.tools.TopicCommand \
+            --bootstrap-server "$SOLARX_KAFKA_BOOTSTRAP_SERVERS" --create --topic "$t" \
+            --partitions 3 --replication-factor 1 >"$TEST_TMP/create-$t.log" 2>&1 &
+        pids+=($!)
+    done
+    for kind in "${pids[@]}"; do
+        wait "$kind" || fail "cannot create topics $1-$$-*: $(cat "$TEST_TMP"/create-"$1"-*.log)"
+    done
+}
+
+# produce SUMMARY ARGS...: runs solarx-sim into the current topics with ARGS; its JSON summary
+# line goes to SUMMARY.
+produce() {
+    local out=$1
+    shift
+    "$SOLARX_SIM" --brokers "$SOLARX_KAFKA_BOOTSTRAP_SERVERS" --topic-home "$TOPIC_HOME" \
+        --topic-solar "$TOPIC_SOLAR" --topic-battery "$TOPIC_BATTERY" "$@" \
+        >"$out" 2>"$out.log" || {
+        cat "$out.log" >&2
+        fail "solarx-sim $* failed"
+    }
+}
+
+# sim_count SUMMARY FIELD KIND: a count of a solarx-sim summary (FIELD: messages, valid,
+# duplicates, malformed, late, reordered; KIND: home, solar, battery).
+sim_count() {
+    local topic
+    case $3 in
+    home) topic=$TOPIC_HOME ;;
+    solar) topic=$TOPIC_SOLAR ;;
+    battery) topic=$TOPIC_BATTERY ;;
+    *) fail "sim_count: unknown kind $3" ;;
+    esac
+    jq -er --arg t "$topic" ".$2[\$t] // 0" "$1"
+}
+
+# topic_end_offsets: "topic partition end" lines for the current topics, sorted; partitions
+# that never held a message are left out.
+topic_end_offsets() {
+    kafka_tool org.apache.kafka.tools.GetOffsetShell \
+        --bootstrap-server "$SOLARX_KAFKA_BOOTSTRAP_SERVERS" \
+        --topic "^($TOPIC_HOME|$TOPIC_SOLAR|$TOPIC_BATTERY)\$" --time -1 2>"$TEST_TMP/offsets.err" |
+        awk -F: '$3 > 0 { print $1, $2, $3 }' | sort ||
+        fail "GetOffsetShell: $(cat "$TEST_TMP/offsets.err")"
+}
+
+# pg_offsets DB GROUP: "topic partition next_offset" lines stored by the service, sorted.
+pg_offsets() {
+    q "$1" "select topic || ' ' || \"partition\" || ' ' || next_offset
+              from solarx_meta.consumer_offsets where consumer_group = '$2'" | sort
+}
+
+# wait_caught_up DB GROUP [TIMEOUT_S]: waits until the offsets PostgreSQL stores for GROUP equal
+# the current topics' end offsets; fails after TIMEOUT_S (default 300) or when the service dies.
+wait_caught_up() {
+    local db=$1 group=$2 timeout=${3:-300} want got
+    local deadline=$((SECONDS + timeout))
+    want=$(topic_end_offsets)
+    [[ -n $want ]] || fail "wait_caught_up: the topics are empty"
+    while :; do
+        got=$(pg_offsets "$db" "$group" 2>/dev/null || true)
+        [[ $got == "$want" ]] && return 0
+        if [[ -n $SERVICE_PID ]] && ! kill -0 "$SERVICE_PID" 2>/dev/null; then
+            tail -n 30 "$SERVICE_LOG" >&2
+            fail "the service exited before catching up"
+        fi
+        if ((SECONDS >= deadline)); then
+            echo "end offsets in Kafka:" >&2
+            echo "$want" >&2
+            echo "offsets in PostgreSQL (group $group):" >&2
+            echo "$got" >&2
+            [[ -n $SERVICE_LOG ]] && tail -n 20 "$SERVICE_LOG" >&2
+            fail "not caught up after ${timeout}s"
+        fi
+        sleep 0.2
+    done
+}
+
+# write_stream_config DB OUT GROUP [KEY=VALUE...]: write_config plus [topics] for the current
+# topics, migrate_on_start, and KEY=VALUE settings (replacing write_config's): [solarx] keys, or
+# [kafka] keys written kafka.KEY=VALUE (kafka.session.timeout.ms=6000).
+write_stream_config() {
+    local db=$1 out=$2 group=$3 kv key
+    shift 3
+    write_config "$db" "$out.base" "$group"
+    local extra="migrate_on_start = true"$'\n' kafka_extra=""
+    local drop='^(migrate_on_start'
+    for kv in "$@"; do
+        key=${kv%%=*}
+        if [[ $key == kafka.* ]]; then
+            key=${key#kafka.}
+            kafka_extra+="$key = ${kv#*=}"$'\n'
+        else
+            extra+="$key = ${kv#*=}"$'\n'
+        fi
+        drop+="|${key//./\\.}"
+    done
+    drop+=') *='
+    {
+        grep -Ev "$drop" "$out.base" | awk -v extra="$extra" -v kafka_extra="$kafka_extra" \
+            '{ print } /^\[solarx\]$/ { printf "%s", extra } /^\[kafka\]$/ { printf "%s", kafka_extra }'
+        printf '[topics]\nhome = %s\nsolar = %s\nbattery = %s\n' \
+            "$TOPIC_HOME" "$TOPIC_SOLAR" "$TOPIC_BATTERY"
+    } >"$out"
+    rm -f "$out.base"
+}
+
+# start_service CONF [LOGNAME]: runs `solarx-stream run -c CONF` in the background; sets
+# SERVICE_PID, SERVICE_LOG ($TEST_TMP/LOGNAME.log, appended to) and SERVICE_LOG_MARK.
+start_service() {
+    SERVICE_LOG=$TEST_TMP/${2:-service}.log
+    touch "$SERVICE_LOG"
+    SERVICE_LOG_MARK=$(stat -c %s "$SERVICE_LOG")
+    "$SOLARX_BIN" run -c "$1" 2>>"$SERVICE_LOG" &
+    SERVICE_PID=$!
+}
+
+# service_log: what the current instance logged so far.
+service_log() {
+    tail -c +$((SERVICE_LOG_MARK + 1)) "$SERVICE_LOG"
+}
+
+# wait_ready [TIMEOUT_S]: waits for the current instance's event=ready (partitions assigned).
+wait_ready() {
+    local deadline=$((SECONDS + ${1:-60}))
+    until service_log | grep -q 'event=ready'; do
+        if ! kill -0 "$SERVICE_PID" 2>/dev/null; then
+            service_log | tail -n 30 >&2
+            fail "the service exited before it was ready"
+        fi
+        ((SECONDS < deadline)) || fail "the service was not ready after ${1:-60}s"
+        sleep 0.1
+    done
+}
+
+# stop_service: SIGTERM, waits for the exit, asserts exit status 0 and event=stopping.
+stop_service() {
+    local rc=0
+    kill -TERM "$SERVICE_PID" 2>/dev/null || fail "the service (pid $SERVICE_PID) is not running"
+    wait "$SERVICE_PID" || rc=$?
+    SERVICE_PID=
+    if [[ $rc != 0 ]]; then
+        service_log | tail -n 30 >&2
+        fail "the service exited $rc on SIGTERM (expected 0)"
+    fi
+    service_log | grep -q 'event=stopping' || fail "no event=stopping in the log"
+}
+
+# kill_service: SIGKILL and reap, no questions asked.
+kill_service() {
+    kill -KILL "$SERVICE_PID" 2>/dev/null || true
+    wait "$SERVICE_PID" 2>/dev/null || true
+    SERVICE_PID=
+}
+
+# log_sum FIELD [FILE]: the sum of FIELD=N over the event=flush_committed lines of FILE (default:
+# the current instance's log).
+log_sum() {
+    local text
+    if [[ -n ${2:-} ]]; then text=$(cat "$2"); else text=$(service_log); fi
+    awk -v key="$1" '/event=flush_committed/ {
+        for (i = 1; i <= NF; i++) if (index($i, key "=") == 1) s += substr($i, length(key) + 2)
+    } END { printf "%.0f\n", s }' <<<"$text"
+}
+
+# The columns a digest leaves out: they say when or from where a row was written, not what it
+# holds.
+DIGEST_EXCLUDED="'ingested_at','updated_at','received_at','dead_letter_id','src_partition','src_offset'"
+
+# digest DB: one "table rows md5" line per table of solarx_raw and solarx_wh (raw, dead letters,
+# dimensions, facts), the md5 over its rows (without DIGEST_EXCLUDED columns) ordered by their
+# text.
+digest() {
+    local db=$1 table cols
+    for table in $(q "$db" "select n.nspname || '.' || c.relname from pg_class c
+                              join pg_namespace n on n.oid = c.relnamespace
+                             where n.nspname in ('solarx_raw', 'solarx_wh')
+                               and c.relkind in ('r', 'p') and not c.relispartition
+                             order by 1"); do
+        cols=$(q "$db" "select string_agg(quote_ident(attname), ', ' order by attnum)
+                          from pg_attribute where attrelid = '$table'::regclass and attnum > 0
+                           and not attisdropped and attname not in ($DIGEST_EXCLUDED)")
+        echo "$table $(q "$db" "select count(*) || ' ' ||
+                                       md5(coalesce(string_agg(t, E'\n' order by t), ''))
+                                  from (select row($cols)::text as t from $table) r")"
+    done
+}
+
+# assert_same_digest NAME_A DIGEST_A NAME_B DIGEST_B: fails with the differing tables.
+assert_same_digest() {
+    if [[ $2 != "$4" ]]; then
+        diff <(echo "$2") <(echo "$4") | sed "s/^</$1:/; s/^>/$3:/" >&2 || true
+        fail "digest $1 != digest $3"
+    fi
+}
+
+# make_database VAR: like new_database, but run in the test's own shell (not in $(...)), so the
+# database is remembered and dropped at exit and a second call gets a new name; sets VAR.
+make_database() {
+    local _name="solarx_t_$(basename "$0" .sh | tr -c 'a-z0-9_\n' _)_$$_${#TEST_DBS[@]}"
+    psql -q -d postgres -c "CREATE DATABASE \"$_name\"" >/dev/null || fail "cannot create $_name"
+    TEST_DBS+=("$_name")
+    printf -v "$1" '%s' "$_name"
+}
+
+# ---- SCD2 dimension tests (test_dim_*.sh) ----------------------------------------------------
+
+# dim_produce_file TOPIC FILE [keyed]: produces FILE's lines, in order, to TOPIC with Kafka's
+# console producer (kafka.tools.ConsoleProducer in Kafka 3.9). keyed: every line is
+# "KEY<TAB>VALUE"; otherwise lines are values without a key.
+dim_produce_file() {
+    local props=()
+    [[ ${3:-} == keyed ]] && props=(--property parse.key=true --property $'key.separator=\t')
+    kafka_tool kafka.tools.ConsoleProducer --bootstrap-server "$SOLARX_KAFKA_BOOTSTRAP_SERVERS" \
+        --topic "$1" --producer-property acks=all --producer-property enable.idempotence=true \
+        "${props[@]}" <"$2" >"$TEST_TMP/produce-$1.log" 2>&1 ||
+        fail "console producer into $1: $(tail -n 5 "$TEST_TMP/produce-$1.log")"
+}
+
+# dim_keyed_by_home FILE: FILE's Solar-X messages as "HOME<TAB>MESSAGE" lines, bytes unchanged
+# (home 1 when a message has no home_id), the keying solarx-sim uses.
+dim_keyed_by_home() {
+    sed -E 's/^(.*"home_id": *([0-9]+).*)$/\2\t\1/; t; s/^/1\t/' "$1"
+}
+
+# dim_battery_history DB [WHERE]: one line per dim_battery version, oldest first:
+# "home/battery capacity_kwh max_charge_speed_w max_output_w start last_seen end current key"
+# (UTC times).
+dim_battery_history() {
+    q "$1" "select home_id || '/' || battery_id || ' ' || capacity_kwh::float8 || ' '
+                   || max_charge_speed_w::float8 || ' ' || max_output_w::float8 || ' '
+                   || to_char(start_date at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || ' '
+                   || to_char(last_seen at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || ' '
+                   || coalesce(to_char(end_date at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS'),
+                               'open') || ' ' || current_flag || ' ' || battery_key
+              from solarx_wh.dim_battery where ${2:-true}
+             order by home_id, battery_id, start_date"
 }
