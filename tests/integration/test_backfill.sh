@@ -9,9 +9,9 @@ dump=$TEST_TMP/dump
 sim_args=(--homes 3 --minutes 30 --seed 11 --duplicates 0.02 --disorder 0.02 --malformed 0.005)
 "$SOLARX_SIM" "${sim_args[@]}" --output-dir "$dump" >"$TEST_TMP/sim.json" 2>/dev/null
 summary=$(cat "$TEST_TMP/sim.json")
-valid() { sed -E "s/.*\"valid\":\{[^}]*\"$1\":([0-9]+).*/\1/" <<<"$summary"; }
+valid() { jq -r ".valid[\"$1\"]" <<<"$summary"; }
 malformed_total() {
-    sed -E 's/.*"malformed":\{([^}]*)\}.*/\1/' <<<"$summary" | tr ',' '\n' | sed -E 's/.*://' | paste -sd+ | bc
+    jq -r ".malformed | add" <<<"$summary"
 }
 
 # Every table a backfill writes, without the columns that name where or when a row came from.
@@ -100,4 +100,4 @@ assert_eq "$(digest "$rdb")" "$first" "replay did not restore the deleted window
     fail "replay from a time"
 assert_eq "$(digest "$rdb")" "$first" "a replay from a time changed the warehouse"
 
-echo "PASS test_backfill messages=$(sed -E 's/.*"total":([0-9]+).*/\1/' <<<"$summary") dead_letters=$(malformed_total)"
+echo "PASS test_backfill messages=$(jq -r .total <<<"$summary") dead_letters=$(malformed_total)"
