@@ -26,7 +26,7 @@ scripts/services.sh up
 SOLARX_RUN_DIR=${SOLARX_RUN_DIR:-/tmp/solarx-run}
 # shellcheck disable=SC1091
 source "$SOLARX_RUN_DIR/env"
-unset SOLARX_POSTGRES_CONNINFO SOLARX_KAFKA_CLASSPATH # the demo's config says it all
+unset SOLARX_POSTGRES_CONNINFO # the demo's config says which database
 DEMO_DIR=$SOLARX_RUN_DIR/demo
 mkdir -p "$DEMO_DIR"
 

@@ -105,15 +105,15 @@ static bool sink_flush(struct sink *k, char *errstr, size_t errstr_size)
 }
 
 static bool sink_add(struct sink *k, enum reading_kind kind, int32_t partition, int64_t offset,
-                     const void *key, size_t key_len, const char *payload, size_t len,
-                     char *errstr, size_t errstr_size)
+                     const void *key, size_t key_len, const char *payload, size_t len, char *errstr,
+                     size_t errstr_size)
 {
     struct reading out[DECODE_MAX_READINGS];
     size_t n = 0;
     char reason[DECODE_REASON_SIZE];
     k->result->messages++;
-    enum decode_error e = decode_message(&k->decode, kind, payload, len, out, &n, reason,
-                                         sizeof(reason));
+    enum decode_error e =
+        decode_message(&k->decode, kind, payload, len, out, &n, reason, sizeof(reason));
     if (e == DECODE_OK) {
         for (size_t i = 0; i < n; i++)
             batch_add_reading(k->batch, &out[i], partition, offset);
@@ -265,7 +265,8 @@ static bool plan_replay(rd_kafka_t *rk, const struct config *cfg,
     if (opt->from == BACKFILL_FROM_TIMESTAMP) {
         rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(rk, plan->assignment, 10000);
         if (err) {
-            snprintf(errstr, errstr_size, "replay: offsets for the time: %s", rd_kafka_err2str(err));
+            snprintf(errstr, errstr_size, "replay: offsets for the time: %s",
+                     rd_kafka_err2str(err));
             return false;
         }
     }
@@ -279,8 +280,8 @@ static bool plan_replay(rd_kafka_t *rk, const struct config *cfg,
     for (int i = 0; i < n; i++) {
         rd_kafka_topic_partition_t *tp = &plan->assignment->elems[i];
         int64_t low = 0, high = 0;
-        rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk, tp->topic, tp->partition,
-                                                                   &low, &high, 10000);
+        rd_kafka_resp_err_t err =
+            rd_kafka_query_watermark_offsets(rk, tp->topic, tp->partition, &low, &high, 10000);
         if (err) {
             snprintf(errstr, errstr_size, "replay: %s [%d]: %s", tp->topic, (int)tp->partition,
                      rd_kafka_err2str(err));
@@ -374,9 +375,9 @@ int backfill_replay(const struct config *cfg, const struct backfill_replay_optio
         bool ok = true;
         if (i < plan.assignment->cnt && !plan.done[i] && msg->offset < plan.end[i]) {
             const char *payload = msg->payload ? msg->payload : "";
-            ok = sink_add(&k, (enum reading_kind)topic_kind(cfg, topic), msg->partition,
-                          msg->offset, msg->key, msg->key_len, payload, msg->len, errstr,
-                          errstr_size);
+            ok =
+                sink_add(&k, (enum reading_kind)topic_kind(cfg, topic), msg->partition, msg->offset,
+                         msg->key, msg->key_len, payload, msg->len, errstr, errstr_size);
             if (msg->offset + 1 >= plan.end[i]) {
                 plan.done[i] = true;
                 remaining--;

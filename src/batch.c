@@ -34,7 +34,8 @@ struct batch *batch_new(int32_t window_seconds, const struct clock_zone *zone)
 void batch_clear(struct batch *b)
 {
     struct batch_window *w, *wtmp;
-    HASH_ITER(hh, b->windows, w, wtmp) {
+    HASH_ITER(hh, b->windows, w, wtmp)
+    {
         HASH_DEL(b->windows, w);
         free(w->items);
         free(w);
@@ -47,7 +48,8 @@ void batch_clear(struct batch *b)
     }
     b->dead_count = 0;
     struct batch_offset *o, *otmp;
-    HASH_ITER(hh, b->offsets, o, otmp) {
+    HASH_ITER(hh, b->offsets, o, otmp)
+    {
         HASH_DEL(b->offsets, o);
         free(o);
     }
@@ -181,7 +183,8 @@ struct batch_window **batch_sorted_windows(const struct batch *b)
 void batch_absorb(struct batch *dst, struct batch *src)
 {
     struct batch_window *w, *wtmp;
-    HASH_ITER(hh, src->windows, w, wtmp) {
+    HASH_ITER(hh, src->windows, w, wtmp)
+    {
         struct batch_window *into = window_for(dst, &w->key);
         for (size_t i = 0; i < w->count; i++)
             window_push(into, &w->items[i]);
@@ -191,8 +194,8 @@ void batch_absorb(struct batch *dst, struct batch *src)
     for (size_t i = 0; i < src->dead_count; i++) {
         struct batch_dead_letter *d = &src->dead[i];
         dst->source = d->source; /* borrowed for the copy */
-        batch_add_dead_letter(dst, d->kind, d->partition, d->offset, d->key, d->key_len,
-                              d->payload, d->payload_len, d->reason, d->error);
+        batch_add_dead_letter(dst, d->kind, d->partition, d->offset, d->key, d->key_len, d->payload,
+                              d->payload_len, d->reason, d->error);
     }
     dst->source = dst_source;
     struct batch_offset *o;

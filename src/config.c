@@ -23,8 +23,14 @@ struct key_spec {
     long min, max; /* KEY_INT bounds */
 };
 
-#define STR(sec, key, field) {sec, key, KEY_STRING, offsetof(struct config, field), 0, 0}
-#define INT(sec, key, field, lo, hi) {sec, key, KEY_INT, offsetof(struct config, field), lo, hi}
+#define STR(sec, key, field)                                                                       \
+    {                                                                                              \
+        sec, key, KEY_STRING, offsetof(struct config, field), 0, 0                                 \
+    }
+#define INT(sec, key, field, lo, hi)                                                               \
+    {                                                                                              \
+        sec, key, KEY_INT, offsetof(struct config, field), lo, hi                                  \
+    }
 
 static const struct key_spec key_specs[] = {
     STR("solarx", "source_timezone", source_timezone),
@@ -54,14 +60,15 @@ struct parse_state {
     struct config *cfg;
     const char *origin; /* "FILE:LINE" prefix source: the file path, or "environment" */
     FILE *file;
-    int line; /* lines read so far: the line inih is handling */
+    int line;     /* lines read so far: the line inih is handling */
     bool at_line; /* errors name origin:line (the file), else just origin */
     char *err;
     size_t err_size;
     bool failed;
 };
 
-static void fail(struct parse_state *ps, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(struct parse_state *ps, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void fail(struct parse_state *ps, const char *fmt, ...)
 {
@@ -386,8 +393,9 @@ static void validate(struct parse_state *ps)
     const char *auto_commit = config_kafka_get(cfg, "enable.auto.commit");
     bool on;
     if (auto_commit && parse_bool(auto_commit, &on) && on)
-        fail(ps, "[kafka] enable.auto.commit = %s: offsets are committed by the service after each "
-                 "PostgreSQL transaction; remove the key",
+        fail(ps,
+             "[kafka] enable.auto.commit = %s: offsets are committed by the service after each "
+             "PostgreSQL transaction; remove the key",
              auto_commit);
 }
 

@@ -70,7 +70,7 @@ static struct device *add_device(struct dimsync *d, enum dim_kind kind, int32_t 
 
 static enum dim_kind dim_kind_of(int reading_kind)
 {
-    return reading_kind == READING_HOME ? DIM_HOME
+    return reading_kind == READING_HOME    ? DIM_HOME
            : reading_kind == READING_SOLAR ? DIM_PANEL
                                            : DIM_BATTERY;
 }
@@ -111,7 +111,8 @@ void dimsync_destroy(struct dimsync *d)
     if (!d)
         return;
     struct device *dev, *tmp;
-    HASH_ITER(hh, d->devices, dev, tmp) {
+    HASH_ITER(hh, d->devices, dev, tmp)
+    {
         HASH_DEL(d->devices, dev);
         dim_history_destroy(dev->h);
         dim_history_destroy(dev->before);
@@ -129,9 +130,9 @@ size_t dimsync_changed(const struct dimsync *d)
 
 bool dimsync_send_lock(struct dimsync *d, dimsync_send_fn send, void *ctx, int base)
 {
-    const char *sql = d->registry_dirty
-                          ? "SELECT pg_advisory_xact_lock(" REGISTRY_LOCK_CLASS ", 0)"
-                          : "SELECT pg_advisory_xact_lock_shared(" REGISTRY_LOCK_CLASS ", 0)";
+    const char *sql = d->registry_dirty ? "SELECT pg_advisory_xact_lock(" REGISTRY_LOCK_CLASS ", 0)"
+                                        : "SELECT pg_advisory_xact_lock_shared(" REGISTRY_LOCK_CLASS
+                                          ", 0)";
     return send(ctx, base + TAG_LOCK, sql, 0, NULL);
 }
 
@@ -410,8 +411,8 @@ static int64_t reading_after(const struct dimsync *d, size_t index, int64_t t)
     return best;
 }
 
-bool dimsync_observe_battery(struct dimsync *d, size_t index, const struct reading *r,
-                             char *errstr, size_t errstr_size)
+bool dimsync_observe_battery(struct dimsync *d, size_t index, const struct reading *r, char *errstr,
+                             size_t errstr_size)
 {
     struct device *dev = find_device(d, DIM_BATTERY, r->home_id, r->device_id);
     if (!dev || (!dev->before && !snapshot(d))) {

@@ -55,7 +55,7 @@ char *fixed_format(fixed_t value, char *buf, size_t size)
 {
     /* Work on the magnitude as unsigned so INT64_MIN cannot overflow. */
     uint64_t mag = value < 0 ? (uint64_t)0 - (uint64_t)value : (uint64_t)value;
-    snprintf(buf, size, "%s%llu.%06llu", value < 0 ? "-" : "", (unsigned long long)(mag / FIXED_SCALE),
-             (unsigned long long)(mag % FIXED_SCALE));
+    snprintf(buf, size, "%s%llu.%06llu", value < 0 ? "-" : "",
+             (unsigned long long)(mag / FIXED_SCALE), (unsigned long long)(mag % FIXED_SCALE));
     return buf;
 }

@@ -61,9 +61,9 @@ struct flusher {
     bool failed;
 
     int64_t known_day_lo, known_day_hi; /* UTC days whose raw partitions exist (lo > hi: none) */
-    int64_t newest_ts;       /* newest event time committed (or being), for retention */
-    int64_t raw_horizon;     /* raw rows before this instant are not kept (retention) */
-    int64_t dropped_horizon; /* partitions before this were last dropped */
+    int64_t newest_ts;                  /* newest event time committed (or being), for retention */
+    int64_t raw_horizon;                /* raw rows before this instant are not kept (retention) */
+    int64_t dropped_horizon;            /* partitions before this were last dropped */
     int64_t pending_day_lo, pending_day_hi;
 
     struct pgarray arrays[MAX_PARAMS];
@@ -154,7 +154,8 @@ static const char *const fact_sql[READING_KIND_COUNT] = {
         "        $11::int, seen, k"
         " FROM unnest($1::int[], $2::bigint[], $3::int[], $4::numeric[], $5::int[],"
         "             $6::numeric[], $7::numeric[], $8::numeric[], $9::bigint[], $10::bigint[],"
-        "             $12::bytea[], $13::bigint[]) AS u(d, s, h, sm, c, mn, mx, la, ft, lt, seen, k)"
+        "             $12::bytea[], $13::bigint[]) AS u(d, s, h, sm, c, mn, mx, la, ft, lt, seen, "
+        "k)"
         " ON CONFLICT (solar_panel_id, date_key) DO UPDATE SET home_id = EXCLUDED.home_id,"
         "  solar_panel_key = EXCLUDED.solar_panel_key,"
         "  generation_power_wh = EXCLUDED.generation_power_wh,"
@@ -174,8 +175,10 @@ static const char *const fact_sql[READING_KIND_COUNT] = {
         " FROM unnest($1::int[], $2::int[], $3::bigint[], $4::numeric[], $5::bool[],"
         "             $6::text[], $7::numeric[], $8::numeric[], $9::numeric[], $10::numeric[],"
         "             $11::numeric[], $12::int[], $13::bigint[], $14::bigint[], $16::bytea[],"
-        "             $17::bigint[]) AS u(h, d, s, e, ch, st, c, sp, mo, mn, mx, n, ft, lt, seen, k)"
-        " ON CONFLICT (home_id, battery_id, date_key) DO UPDATE SET battery_key = EXCLUDED.battery_key,"
+        "             $17::bigint[]) AS u(h, d, s, e, ch, st, c, sp, mo, mn, mx, n, ft, lt, seen, "
+        "k)"
+        " ON CONFLICT (home_id, battery_id, date_key) DO UPDATE SET battery_key = "
+        "EXCLUDED.battery_key,"
         "  current_energy_wh = EXCLUDED.current_energy_wh, is_charging = EXCLUDED.is_charging,"
         "  status = EXCLUDED.status, capacity_kwh = EXCLUDED.capacity_kwh,"
         "  max_charge_speed_w = EXCLUDED.max_charge_speed_w,"
@@ -480,9 +483,8 @@ static bool load_stored_states(struct flusher *f, PGresult *res, int kind)
         int32_t device_id = atoi(PQgetvalue(res, row, 1));
         int64_t start = atoll(PQgetvalue(res, row, 2));
         /* Solar windows are keyed by panel alone (the fact's key), see merge_batch. */
-        struct window_key key = window_key_make((enum reading_kind)kind,
-                                                kind == READING_SOLAR ? 0 : home_id, device_id,
-                                                start);
+        struct window_key key = window_key_make(
+            (enum reading_kind)kind, kind == READING_SOLAR ? 0 : home_id, device_id, start);
         long i = find_window(f, &key);
         if (i < 0)
             continue;
@@ -513,8 +515,8 @@ static bool load_stored_states(struct flusher *f, PGresult *res, int kind)
             f->solar_home[i] = home_id;
         if (!ok || !window_state_is_consistent(w)) {
             char what[160];
-            snprintf(what, sizeof(what), "stored %s window %d/%d at %lld",
-                     reading_kind_name(kind), home_id, device_id, (long long)start);
+            snprintf(what, sizeof(what), "stored %s window %d/%d at %lld", reading_kind_name(kind),
+                     home_id, device_id, (long long)start);
             set_error(f, what, "row is inconsistent with its seconds_seen bitmap");
             return false;
         }
@@ -818,8 +820,7 @@ static bool send_writes(struct flusher *f)
             ok = send_raw_rows(f, kind) && send_window_states(f, kind);
     }
     ok = ok && dimsync_send_repoints(f->dims, send_for_dims, f, f->arrays) &&
-         send_dead_letters(f) && send_offsets(f) &&
-         send_query(f, Q_OTHER, -1, "COMMIT", 0, NULL);
+         send_dead_letters(f) && send_offsets(f) && send_query(f, Q_OTHER, -1, "COMMIT", 0, NULL);
     return ok && sync_and_flush(f);
 }
 
@@ -877,11 +878,12 @@ static void take_result(struct flusher *f, PGresult *res)
     ExecStatusType st = PQresultStatus(res);
     int q = f->query_index;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        const char *what = q < f->query_count && f->tags[q] == Q_RAW        ? "raw insert"
-                           : q < f->query_count && f->tags[q] == Q_FACT     ? "window merge"
-                           : q < f->query_count && f->tags[q] == Q_DEAD     ? "dead letters"
-                           : q < f->query_count && f->tags[q] == Q_OFFSETS  ? "offsets"
-                           : f->phase == PHASE_LOCK_AND_READ ? "locking windows" : "flush";
+        const char *what = q < f->query_count && f->tags[q] == Q_RAW       ? "raw insert"
+                           : q < f->query_count && f->tags[q] == Q_FACT    ? "window merge"
+                           : q < f->query_count && f->tags[q] == Q_DEAD    ? "dead letters"
+                           : q < f->query_count && f->tags[q] == Q_OFFSETS ? "offsets"
+                           : f->phase == PHASE_LOCK_AND_READ               ? "locking windows"
+                                                                           : "flush";
         set_error(f, what, PQresultErrorMessage(res));
         return;
     }
@@ -890,8 +892,7 @@ static void take_result(struct flusher *f, PGresult *res)
     if (f->phase == PHASE_LOCK_AND_READ) {
         char error[512];
         if (f->tags[q] == Q_DIM) {
-            if (!dimsync_take_result(f->dims, f->kinds[q], DIM_TAG_BASE, res, error,
-                                     sizeof(error)))
+            if (!dimsync_take_result(f->dims, f->kinds[q], DIM_TAG_BASE, res, error, sizeof(error)))
                 set_error(f, "dimensions", error);
             return;
         }

@@ -156,8 +156,8 @@ static bool conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, 
 {
     char err[512];
     if (rd_kafka_conf_set(conf, key, value, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-        snprintf(errstr, errstr_size, "kafka: [kafka] %s = %s: %s", key, secret ? "(secret)" : value,
-                 err);
+        snprintf(errstr, errstr_size, "kafka: [kafka] %s = %s: %s", key,
+                 secret ? "(secret)" : value, err);
         return false;
     }
     return true;
@@ -277,8 +277,7 @@ bool kafka_consumer_commit(struct kafka_consumer *kc, const struct batch *b, boo
 {
     if (b->offset_count == 0)
         return true;
-    rd_kafka_topic_partition_list_t *list =
-        rd_kafka_topic_partition_list_new((int)b->offset_count);
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)b->offset_count);
     for (const struct batch_offset *o = b->offsets; o; o = o->hh.next) {
         if (o->id.partition < 0)
             continue; /* not from Kafka */

@@ -98,10 +98,10 @@ static const char ingest_usage[] =
 struct cli {
     const char *command;
     const char *config_path;
-    bool backfill;          /* accepts --topic; replay also takes --from-* and --partition */
+    bool backfill; /* accepts --topic; replay also takes --from-* and --partition */
     bool takes_files;
     const char *topic;
-    int from_count;         /* --from-* given */
+    int from_count; /* --from-* given */
     enum backfill_from from;
     int64_t from_offset;
     const char *from_time;
@@ -142,8 +142,8 @@ static int parse_options(int argc, char **argv, struct cli *cli, const char *hel
     int64_t n;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "c:ht:p:", options, NULL)) != -1) {
-        bool allowed = opt == 'c' || opt == 'h' || (opt == 't' && cli->backfill) ||
-                       (opt != '?' && replay);
+        bool allowed =
+            opt == 'c' || opt == 'h' || (opt == 't' && cli->backfill) || (opt != '?' && replay);
         if (!allowed) {
             fprintf(stderr, "solarx-stream %s: option %s does not apply here\n\n%s", cli->command,
                     argv[optind - 1], help);
@@ -162,8 +162,10 @@ static int parse_options(int argc, char **argv, struct cli *cli, const char *hel
         case 'p':
             if (!parse_int64(optarg, 0, &n) || n > INT32_MAX ||
                 cli->partition_count == CLI_MAX_PARTITIONS) {
-                fprintf(stderr, "solarx-stream replay: --partition %s: expected a partition "
-                                "number\n", optarg);
+                fprintf(stderr,
+                        "solarx-stream replay: --partition %s: expected a partition "
+                        "number\n",
+                        optarg);
                 return EX_USAGE;
             }
             cli->partitions[cli->partition_count++] = (int32_t)n;
@@ -192,8 +194,10 @@ static int parse_options(int argc, char **argv, struct cli *cli, const char *hel
         }
     }
     if (replay && cli->from_count != 1) {
-        fprintf(stderr, "solarx-stream replay: give exactly one of --from-beginning, "
-                        "--from-offset, --from-time\n\n%s", help);
+        fprintf(stderr,
+                "solarx-stream replay: give exactly one of --from-beginning, "
+                "--from-offset, --from-time\n\n%s",
+                help);
         return EX_USAGE;
     }
     if (cli->takes_files) {
@@ -294,8 +298,8 @@ static int command_ingest(const struct cli *cli)
     if (!cfg)
         return EX_CONFIG;
     int rc = migrate_if_configured(cfg);
-    if (rc == 0 && (rc = backfill_ingest(cfg, cli->files, cli->file_count, cli->topic, &result,
-                                         err, sizeof(err))) < 0)
+    if (rc == 0 && (rc = backfill_ingest(cfg, cli->files, cli->file_count, cli->topic, &result, err,
+                                         sizeof(err))) < 0)
         fprintf(stderr, "solarx-stream: %s\n", err);
     else
         log_backfill("ingest", &result);

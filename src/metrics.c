@@ -1,7 +1,7 @@
 /* Prometheus text exposition of the service's counters, histograms and gauges. */
 #include "solarx/metrics.h"
 
-static const double latency_bounds[METRICS_LATENCY_BUCKETS] = {5,   10,  25,   50,   100,  250,
+static const double latency_bounds[METRICS_LATENCY_BUCKETS] = {5,   10,   25,   50,   100,   250,
                                                                500, 1000, 2500, 5000, 10000, 30000};
 static const double rows_bounds[METRICS_ROWS_BUCKETS] = {10,    100,   1000,   5000,   10000,
                                                          25000, 50000, 100000, 250000, 1000000};
@@ -69,8 +69,8 @@ void metrics_render(const struct metrics *m, const struct metrics_live *live, FI
     header(out, "solarx_postgres_errors_total", "counter",
            "PostgreSQL errors: failed flushes, connects and lost connections.");
     fprintf(out, "solarx_postgres_errors_total %llu\n", (unsigned long long)m->postgres_errors);
-    histogram(out, "solarx_flush_duration_milliseconds", "Flush transaction latency.",
-              &m->flush_ms, latency_bounds, METRICS_LATENCY_BUCKETS);
+    histogram(out, "solarx_flush_duration_milliseconds", "Flush transaction latency.", &m->flush_ms,
+              latency_bounds, METRICS_LATENCY_BUCKETS);
     histogram(out, "solarx_flush_readings", "Readings per committed flush.", &m->flush_rows,
               rows_bounds, METRICS_ROWS_BUCKETS);
     header(out, "solarx_pending_readings", "gauge", "Readings consumed, not yet committed.");

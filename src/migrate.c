@@ -15,7 +15,6 @@
 /* Advisory lock key that names "the migration lock" in this database. */
 #define MIGRATION_LOCK_KEY "8313042137196397"
 
-
 void migrate_checksum(const void *data, size_t len, char out[MIGRATE_CHECKSUM_SIZE])
 {
     unsigned char digest[EVP_MAX_MD_SIZE];
@@ -210,8 +209,7 @@ long migrate_plan(const struct migration_set *files, const struct migration_appl
             snprintf(errstr, errstr_size,
                      "migrate: %s: version %04d is older than the newest applied (%04d) but was "
                      "never applied; renumber it after %04d",
-                     files->items[i].path, files->items[i].version, newest_applied,
-                     newest_applied);
+                     files->items[i].path, files->items[i].version, newest_applied, newest_applied);
             return -1;
         }
         if (first_pending == (long)files->count)
@@ -242,10 +240,11 @@ static int apply_one(PGconn *conn, const struct migration *m, char *errstr, size
         return -1;
     if (!exec_ok(conn, m->sql, m->path, errstr, errstr_size))
         goto rollback;
-    PGresult *res = PQexecParams(conn,
-                                 "INSERT INTO solarx_meta.schema_migrations (version, name, checksum) "
-                                 "VALUES ($1, $2, $3)",
-                                 3, NULL, params, NULL, NULL, 0);
+    PGresult *res =
+        PQexecParams(conn,
+                     "INSERT INTO solarx_meta.schema_migrations (version, name, checksum) "
+                     "VALUES ($1, $2, $3)",
+                     3, NULL, params, NULL, NULL, 0);
     bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
     if (!ok)
         snprintf(errstr, errstr_size, "migrate: %s: recording in the ledger: %s", m->path,
@@ -270,8 +269,8 @@ int migrate_run(PGconn *conn, const char *dir, int *applied_out, char *errstr, s
     *applied_out = 0;
     if (migrate_scan_dir(dir, &files, errstr, errstr_size) < 0)
         return -1;
-    if (!exec_ok(conn, "SELECT pg_advisory_lock(" MIGRATION_LOCK_KEY ")", "taking the migration lock",
-                 errstr, errstr_size))
+    if (!exec_ok(conn, "SELECT pg_advisory_lock(" MIGRATION_LOCK_KEY ")",
+                 "taking the migration lock", errstr, errstr_size))
         goto out;
     locked = true;
     if (!exec_ok(conn,

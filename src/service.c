@@ -29,7 +29,6 @@
 #define BACKOFF_MAX_MS 30000
 #define CONNECT_POLL_MS 20
 
-
 struct service {
     struct config *cfg;
     struct clock_zone *zone;
@@ -39,10 +38,10 @@ struct service {
     struct flusher *flusher;
     struct registry *registry;      /* in use by the flusher */
     struct registry *next_registry; /* loaded by SIGHUP while a flush was running */
-    struct batch *pending;  /* filling */
-    struct batch *inflight; /* being written, or waiting to be retried */
-    bool flushing;          /* the flusher works on inflight */
-    bool in_rebalance;      /* flushes run to completion synchronously */
+    struct batch *pending;          /* filling */
+    struct batch *inflight;         /* being written, or waiting to be retried */
+    bool flushing;                  /* the flusher works on inflight */
+    bool in_rebalance;              /* flushes run to completion synchronously */
 
     struct event *flush_timer, *pg_read, *pg_write, *connect_timer, *watchdog_timer;
     struct event *flush_deadline;
@@ -157,17 +156,16 @@ static void log_flush(struct service *s, const struct flush_stats *st)
              "raw_expired=%zu ms=%.1f",
              st->readings, st->accepted, st->duplicates, st->raw_inserted[READING_HOME],
              st->raw_inserted[READING_SOLAR], st->raw_inserted[READING_BATTERY],
-             st->windows_written, st->dead_letters, st->offsets,
-             st->dimension_versions_rewritten, st->partitions_created, st->partitions_dropped,
-             st->raw_expired, st->elapsed_ms);
+             st->windows_written, st->dead_letters, st->offsets, st->dimension_versions_rewritten,
+             st->partitions_created, st->partitions_dropped, st->raw_expired, st->elapsed_ms);
 }
 
 static void update_backpressure(struct service *s)
 {
     if (!s->kc)
         return;
-    bool full = s->pending->reading_count + s->pending->dead_count >=
-                (size_t)s->cfg->flush_max_readings;
+    bool full =
+        s->pending->reading_count + s->pending->dead_count >= (size_t)s->cfg->flush_max_readings;
     if (full != kafka_consumer_paused(s->kc) && !s->stopping)
         kafka_consumer_set_paused(s->kc, full);
 }
@@ -195,8 +193,8 @@ static void flush_finished(struct service *s, enum flush_progress p)
         s->m.flush_failures++;
         s->m.postgres_errors++;
         log_quote(flusher_error(s->flusher), quoted, sizeof(quoted));
-        log_error("event=flush_failed readings=%zu msg=%s retry=backoff", s->inflight->reading_count,
-                  quoted);
+        log_error("event=flush_failed readings=%zu msg=%s retry=backoff",
+                  s->inflight->reading_count, quoted);
         schedule_reconnect(s);
     }
     update_backpressure(s);
@@ -296,8 +294,8 @@ static void on_message(void *opaque, enum reading_kind kind, const rd_kafka_mess
             batch_add_reading(s->pending, &out[i], msg->partition, msg->offset);
         s->m.readings[kind] += n;
     } else {
-        batch_add_dead_letter(s->pending, kind, msg->partition, msg->offset, msg->key,
-                              msg->key_len, payload, msg->len, decode_error_name(e), reason);
+        batch_add_dead_letter(s->pending, kind, msg->partition, msg->offset, msg->key, msg->key_len,
+                              payload, msg->len, decode_error_name(e), reason);
         s->m.dead_letters[e]++;
         log_debug("event=dead_letter topic=%s partition=%d offset=%lld reason=%s",
                   s->cfg->topic[kind], (int)msg->partition, (long long)msg->offset,
@@ -390,8 +388,7 @@ static void try_finish_stop(struct service *s)
     }
     log_info("event=stopping consumed=%llu merged=%llu duplicates=%llu dead_letters=%llu",
              total(s->m.consumed, READING_KIND_COUNT), total(s->m.merged, READING_KIND_COUNT),
-             (unsigned long long)s->m.duplicates,
-             total(s->m.dead_letters, DECODE_ERROR_COUNT));
+             (unsigned long long)s->m.duplicates, total(s->m.dead_letters, DECODE_ERROR_COUNT));
     s->exit_code = 0;
     event_base_loopexit(s->base, NULL);
 }
@@ -546,10 +543,10 @@ static void on_metrics(struct evhttp_request *req, void *arg)
 static void on_healthz(struct evhttp_request *req, void *arg)
 {
     struct service *s = arg;
-    const char *problem = s->stopping                  ? "stopping"
-                          : !flusher_conn(s->flusher)  ? "postgres unavailable"
-                          : !s->ready                  ? "waiting for partitions"
-                                                       : NULL;
+    const char *problem = s->stopping                 ? "stopping"
+                          : !flusher_conn(s->flusher) ? "postgres unavailable"
+                          : !s->ready                 ? "waiting for partitions"
+                                                      : NULL;
     char body[128];
     int n = snprintf(body, sizeof(body), "%s\n", problem ? problem : "ok");
     reply(req, problem ? 503 : HTTP_OK, problem ? "Service Unavailable" : "OK", "text/plain", body,
@@ -566,8 +563,9 @@ static bool start_http(struct service *s, char *errstr, size_t errstr_size)
     const char *colon = strrchr(listen, ':');
     int port = colon ? atoi(colon + 1) : 0;
     if (!colon || port <= 0 || port > 65535 || (size_t)(colon - listen) >= sizeof(host)) {
-        snprintf(errstr, errstr_size, "config: %s: [solarx] http_listen = \"%s\": expected host:port",
-                 s->cfg->path, listen);
+        snprintf(errstr, errstr_size,
+                 "config: %s: [solarx] http_listen = \"%s\": expected host:port", s->cfg->path,
+                 listen);
         return false;
     }
     snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);
@@ -676,7 +674,8 @@ out:
         if (rc == 0)
             kafka_consumer_close(s.kc); /* leaves the group; revoke finds nothing pending */
         else
-            rd_kafka_destroy_flags(kafka_consumer_handle(s.kc), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+            rd_kafka_destroy_flags(kafka_consumer_handle(s.kc),
+                                   RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     }
     if (s.http)
         evhttp_free(s.http);

@@ -35,7 +35,8 @@ static rd_kafka_t *kafka_handle(const struct config *cfg, char *errstr, size_t e
 static long long stored_offset(PGresult *res, const char *topic, int partition)
 {
     for (int row = 0; row < PQntuples(res); row++)
-        if (atoi(PQgetvalue(res, row, 1)) == partition && strcmp(PQgetvalue(res, row, 0), topic) == 0)
+        if (atoi(PQgetvalue(res, row, 1)) == partition &&
+            strcmp(PQgetvalue(res, row, 0), topic) == 0)
             return atoll(PQgetvalue(res, row, 2));
     return -1;
 }
@@ -72,15 +73,17 @@ int status_report(const struct config *cfg, FILE *out, long long *total_lag_out,
     rk = kafka_handle(cfg, errstr, errstr_size);
     if (!rk)
         goto out;
-    fprintf(out, "%-28s %9s %14s %14s %12s\n", "topic", "partition", "postgres_next",
-            "kafka_high", "lag");
+    fprintf(out, "%-28s %9s %14s %14s %12s\n", "topic", "partition", "postgres_next", "kafka_high",
+            "lag");
     for (int k = 0; k < READING_KIND_COUNT; k++) {
         rd_kafka_topic_t *topic = rd_kafka_topic_new(rk, cfg->topic[k], NULL);
         rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, topic, &md, KAFKA_TIMEOUT_MS);
         rd_kafka_topic_destroy(topic);
         if (err || md->topic_cnt != 1 || md->topics[0].err) {
             snprintf(errstr, errstr_size, "kafka: topic %s: %s", cfg->topic[k],
-                     rd_kafka_err2str(err ? err : md->topic_cnt ? md->topics[0].err : err));
+                     rd_kafka_err2str(err             ? err
+                                      : md->topic_cnt ? md->topics[0].err
+                                                      : err));
             goto out;
         }
         for (int i = 0; i < md->topics[0].partition_cnt; i++) {

@@ -32,9 +32,9 @@ enum backfill_from { BACKFILL_FROM_BEGINNING, BACKFILL_FROM_OFFSET, BACKFILL_FRO
 
 struct backfill_replay_options {
     enum backfill_from from;
-    int64_t offset;        /* BACKFILL_FROM_OFFSET */
-    int64_t timestamp_ms;  /* BACKFILL_FROM_TIMESTAMP: Kafka message time, ms since the epoch */
-    const char *topic;     /* one topic (name or home/solar/battery), or NULL for all three */
+    int64_t offset;            /* BACKFILL_FROM_OFFSET */
+    int64_t timestamp_ms;      /* BACKFILL_FROM_TIMESTAMP: Kafka message time, ms since the epoch */
+    const char *topic;         /* one topic (name or home/solar/battery), or NULL for all three */
     const int32_t *partitions; /* only these, or NULL for all */
     size_t partition_count;
 };

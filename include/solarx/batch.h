@@ -31,13 +31,13 @@ struct batch_dead_letter {
     enum reading_kind kind; /* which topic */
     int32_t partition;
     int64_t offset;
-    char *key;              /* may be NULL */
+    char *key; /* may be NULL */
     size_t key_len;
     char *payload;
     size_t payload_len;
-    char reason[40];        /* decode_error_name() */
-    char *error;            /* the full reason */
-    char *source;           /* the dump file it came from, or NULL (Kafka) */
+    char reason[40]; /* decode_error_name() */
+    char *error;     /* the full reason */
+    char *source;    /* the dump file it came from, or NULL (Kafka) */
 };
 
 /* Next offset to consume of one partition: what the flush stores and then commits. */

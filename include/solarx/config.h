@@ -29,13 +29,13 @@ struct config {
     int32_t default_panel_id;
     int32_t window_minutes;
     int32_t flush_interval_ms;
-    int32_t flush_max_readings;   /* size bound of one flush */
+    int32_t flush_max_readings; /* size bound of one flush */
     int32_t raw_retention_days;
-    char *http_listen;            /* "host:port"; empty disables the endpoint */
+    char *http_listen; /* "host:port"; empty disables the endpoint */
     char *appliances_file;
     char *panels_file;
     bool migrate_on_start;
-    char *migrations_dir;         /* the numbered *.sql files */
+    char *migrations_dir; /* the numbered *.sql files */
     enum config_log_level log_level;
 
     /* [topics], indexed by enum reading_kind */

@@ -45,8 +45,8 @@ bool dimsync_apply_registry(struct dimsync *d, char *errstr, size_t errstr_size)
 /* Feeds a battery reading that counted a new second in windows[index] (already applied to
  * states[index]) to its battery's history. Returns false with errstr when the history refuses
  * it (a corrupt history). */
-bool dimsync_observe_battery(struct dimsync *d, size_t index, const struct reading *r,
-                             char *errstr, size_t errstr_size);
+bool dimsync_observe_battery(struct dimsync *d, size_t index, const struct reading *r, char *errstr,
+                             size_t errstr_size);
 
 /* The surrogate key of the version of (kind, home_id, device_id) in effect at ts, or 0 when the
  * device has no version (unknown to the registry). Solar: home_id is ignored. */

@@ -16,19 +16,19 @@
 
 /* What the last committed flush did. */
 struct flush_stats {
-    size_t readings;              /* readings in the batch */
-    size_t accepted;              /* new seconds counted into windows */
+    size_t readings;                   /* readings in the batch */
+    size_t accepted;                   /* new seconds counted into windows */
     size_t merged[READING_KIND_COUNT]; /* accepted, by kind */
-    size_t duplicates;            /* readings whose second was already counted */
+    size_t duplicates;                 /* readings whose second was already counted */
     size_t raw_inserted[READING_KIND_COUNT];
     size_t windows_written;
-    size_t dead_letters;          /* dead letters newly stored */
-    size_t offsets;               /* partitions whose offsets were stored */
+    size_t dead_letters; /* dead letters newly stored */
+    size_t offsets;      /* partitions whose offsets were stored */
     size_t partitions_created;
-    size_t partitions_dropped;    /* raw day partitions past raw_retention_days */
-    size_t raw_expired;           /* counted readings older than the retention: no raw row */
+    size_t partitions_dropped;           /* raw day partitions past raw_retention_days */
+    size_t raw_expired;                  /* counted readings older than the retention: no raw row */
     size_t dimension_versions_rewritten; /* devices whose SCD2 history changed */
-    double elapsed_ms;            /* from start to COMMIT */
+    double elapsed_ms;                   /* from start to COMMIT */
 };
 
 /* A flush that takes longer than this is abandoned (the server or the network hangs). */

@@ -17,7 +17,7 @@
 
 struct metrics_histogram {
     uint64_t bucket[METRICS_LATENCY_BUCKETS > METRICS_ROWS_BUCKETS ? METRICS_LATENCY_BUCKETS
-                                                                    : METRICS_ROWS_BUCKETS];
+                                                                   : METRICS_ROWS_BUCKETS];
     uint64_t count;
     double sum;
 };
@@ -43,10 +43,10 @@ struct metrics_lag {
 
 /* What the service knows at render time. */
 struct metrics_live {
-    size_t pending_readings;  /* consumed, not yet in a committed flush */
-    size_t open_windows;      /* windows those readings belong to */
-    int postgres_connected;   /* 0/1 */
-    int paused;               /* 0/1: backpressure */
+    size_t pending_readings; /* consumed, not yet in a committed flush */
+    size_t open_windows;     /* windows those readings belong to */
+    int postgres_connected;  /* 0/1 */
+    int paused;              /* 0/1: backpressure */
     int assigned_partitions;
     const struct metrics_lag *lags;
     size_t lag_count;

@@ -10,10 +10,10 @@
 #define MIGRATE_CHECKSUM_SIZE 65 /* hex SHA-256 + NUL */
 
 struct migration {
-    int version;          /* the NNNN of NNNN_name.sql */
-    char *name;           /* "name" */
-    char *path;           /* full path of the file */
-    char *sql;            /* its contents */
+    int version; /* the NNNN of NNNN_name.sql */
+    char *name;  /* "name" */
+    char *path;  /* full path of the file */
+    char *sql;   /* its contents */
     char checksum[MIGRATE_CHECKSUM_SIZE];
 };
 

@@ -21,7 +21,7 @@ fi
 source "$SOLARX_RUN_DIR/env"
 # Each test writes its own configuration (its own database and group): the services' defaults
 # must not override it through SOLARX_<SECTION>_<KEY>.
-unset SOLARX_POSTGRES_CONNINFO SOLARX_KAFKA_CLASSPATH
+unset SOLARX_POSTGRES_CONNINFO
 
 TEST_TMP=$(mktemp -d "/tmp/solarx-$(basename "$0" .sh)-XXXXXX")
 # Every database this test creates starts with this prefix, so that cleanup finds them even when
@@ -330,12 +330,10 @@ assert_same_digest() {
     fi
 }
 
-# make_database VAR: like new_database, but run in the test's own shell (not in $(...)), so the
-# database is remembered and dropped at exit and a second call gets a new name; sets VAR.
+# make_database VAR: new_database, setting VAR instead of printing the name.
 make_database() {
-    local _name="solarx_t_$(basename "$0" .sh | tr -c 'a-z0-9_\n' _)_$$_${#TEST_DBS[@]}"
-    psql -q -d postgres -c "CREATE DATABASE \"$_name\"" >/dev/null || fail "cannot create $_name"
-    TEST_DBS+=("$_name")
+    local _name
+    _name=$(new_database)
     printf -v "$1" '%s' "$_name"
 }
 

@@ -22,8 +22,8 @@ TestSuite(batch, .init = setup, .fini = teardown);
 
 static struct reading home_reading(int32_t home, int64_t ts)
 {
-    return (struct reading){.kind = READING_HOME, .home_id = home, .device_id = home, .ts = ts,
-                            .energy_wh = 1000};
+    return (struct reading){
+        .kind = READING_HOME, .home_id = home, .device_id = home, .ts = ts, .energy_wh = 1000};
 }
 
 Test(batch, readings_are_grouped_by_device_and_window)

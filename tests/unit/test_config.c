@@ -161,13 +161,14 @@ Test(config, missing_file_is_named)
 
 Test(config, syntax_error_names_the_line)
 {
-    load_fails("[solarx]\nwindow_minutes = 15\nthis line has no equals sign\n", NULL, ":3:",
-               "syntax error");
+    load_fails("[solarx]\nwindow_minutes = 15\nthis line has no equals sign\n", NULL,
+               ":3:", "syntax error");
 }
 
 Test(config, unknown_section_names_the_line)
 {
-    load_fails("[solarx]\n\n[kafak]\nbootstrap.servers = x\n", NULL, ":4:", "unknown section [kafak]");
+    load_fails("[solarx]\n\n[kafak]\nbootstrap.servers = x\n", NULL,
+               ":4:", "unknown section [kafak]");
 }
 
 Test(config, unknown_key_names_line_and_key)
@@ -177,7 +178,8 @@ Test(config, unknown_key_names_line_and_key)
 
 Test(config, non_numeric_integer)
 {
-    load_fails("[solarx]\n\n\nwindow_minutes = fifteen\n", NULL, ":4:", "window_minutes = \"fifteen\"");
+    load_fails("[solarx]\n\n\nwindow_minutes = fifteen\n", NULL,
+               ":4:", "window_minutes = \"fifteen\"");
 }
 
 Test(config, integer_out_of_range)
@@ -216,13 +218,15 @@ Test(config, topics_must_be_distinct_and_present)
 
 Test(config, auto_commit_is_refused)
 {
-    load_fails("[kafka]\nenable.auto.commit = true\n", NULL, "enable.auto.commit", "remove the key");
+    load_fails("[kafka]\nenable.auto.commit = true\n", NULL, "enable.auto.commit",
+               "remove the key");
 }
 
 Test(config, unreadable_secret_file)
 {
     load_fails("[postgres]\npassword_file = /nonexistent/pw\n", NULL, ":2:", "/nonexistent/pw");
-    load_fails("[kafka]\n\nsasl.password_file = /nonexistent/kpw\n", NULL, ":3:", "/nonexistent/kpw");
+    load_fails("[kafka]\n\nsasl.password_file = /nonexistent/kpw\n", NULL,
+               ":3:", "/nonexistent/kpw");
 }
 
 Test(config, bad_environment_value_names_the_variable)

@@ -26,8 +26,12 @@ Test(metrics, counters_by_topic_and_reason)
     m.duplicates = 3;
     m.dead_letters[DECODE_BAD_TIMESTAMP] = 2;
     struct metrics_lag lags[] = {{"home_t", 2, 41}, {"solar_t", 0, -1}};
-    struct metrics_live live = {.pending_readings = 9, .open_windows = 4, .postgres_connected = 1,
-                                .assigned_partitions = 9, .lags = lags, .lag_count = 2,
+    struct metrics_live live = {.pending_readings = 9,
+                                .open_windows = 4,
+                                .postgres_connected = 1,
+                                .assigned_partitions = 9,
+                                .lags = lags,
+                                .lag_count = 2,
                                 .topics = topics};
     char *text = render(&m, &live);
     cr_assert(strstr(text, "solarx_messages_consumed_total{topic=\"battery_t\"} 7\n"));

@@ -165,8 +165,8 @@ Test(migrate, the_shipped_migrations_scan_in_order)
 {
     struct migration_set set;
     char err[256];
-    cr_assert_eq(migrate_scan_dir(SOLARX_SOURCE_DIR "/migrations", &set, err, sizeof(err)), 0,
-                 "%s", err);
+    cr_assert_eq(migrate_scan_dir(SOLARX_SOURCE_DIR "/migrations", &set, err, sizeof(err)), 0, "%s",
+                 err);
     cr_assert_geq(set.count, 4);
     for (size_t i = 0; i < set.count; i++)
         cr_assert_eq(set.items[i].version, (int)i + 1, "versions are 1..N without gaps");

@@ -23,8 +23,7 @@ Test(pgarray, numbers_booleans_and_nulls)
     pgarray_add_bool(&a, true);
     pgarray_add_bool(&a, false);
     pgarray_add_null(&a);
-    cr_assert_str_eq(pgarray_finish(&a),
-                     "{1,-9223372036854775808,9993.670000,-0.000005,t,f,NULL}");
+    cr_assert_str_eq(pgarray_finish(&a), "{1,-9223372036854775808,9993.670000,-0.000005,t,f,NULL}");
     cr_assert_eq(a.count, 7);
     pgarray_free(&a);
 }
