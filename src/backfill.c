@@ -14,6 +14,7 @@
 #include "solarx/db.h"
 #include "solarx/decode.h"
 #include "solarx/flush.h"
+#include "solarx/kafka.h"
 #include "solarx/log.h"
 
 #define FLUSH_ATTEMPTS 6
@@ -313,22 +314,15 @@ int backfill_replay(const struct config *cfg, const struct backfill_replay_optio
     if (!sink_open(&k, cfg, result, errstr, errstr_size))
         goto out;
 
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char err[512];
-    for (size_t i = 0; i < cfg->kafka_count; i++) {
-        if (rd_kafka_conf_set(conf, cfg->kafka[i].key, cfg->kafka[i].value, err, sizeof(err)) !=
-            RD_KAFKA_CONF_OK) {
-            snprintf(errstr, errstr_size, "kafka: [kafka] %s: %s", cfg->kafka[i].key, err);
-            rd_kafka_conf_destroy(conf);
-            goto out;
-        }
-    }
     /* Its own group name, and no commits: the service's group is never touched. */
-    char group[512];
+    char group[512], err[512];
     snprintf(group, sizeof(group), "%s.replay", config_kafka_get(cfg, "group.id"));
-    rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err));
-    rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err));
-    rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", err, sizeof(err));
+    const char *const replay_settings[] = {
+        "group.id", group, "enable.auto.commit", "false", "enable.auto.offset.store",
+        "false",    NULL};
+    rd_kafka_conf_t *conf = kafka_conf_new(cfg, replay_settings, errstr, errstr_size);
+    if (!conf)
+        goto out;
     rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
     if (!rk) {
         snprintf(errstr, errstr_size, "kafka: %s", err);

@@ -180,6 +180,22 @@ struct batch_window **batch_sorted_windows(const struct batch *b)
     return list;
 }
 
+long batch_find_window(struct batch_window *const *windows, size_t n, const struct window_key *key)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = window_key_compare(&windows[mid]->key, key);
+        if (c == 0)
+            return (long)mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
 void batch_absorb(struct batch *dst, struct batch *src)
 {
     struct batch_window *w, *wtmp;

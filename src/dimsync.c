@@ -236,22 +236,6 @@ static int64_t int_at(PGresult *res, int row, int col)
     return PQgetisnull(res, row, col) ? DIM_NONE : atoll(PQgetvalue(res, row, col));
 }
 
-static long find_window(const struct dimsync *d, const struct window_key *key)
-{
-    size_t lo = 0, hi = d->n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = window_key_compare(&d->windows[mid]->key, key);
-        if (c == 0)
-            return (long)mid;
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return -1;
-}
-
 bool dimsync_take_result(struct dimsync *d, int tag, int base, PGresult *res, char *errstr,
                          size_t errstr_size)
 {
@@ -275,7 +259,7 @@ bool dimsync_take_result(struct dimsync *d, int tag, int base, PGresult *res, ch
             struct window_key key =
                 window_key_make(READING_BATTERY, atoi(PQgetvalue(res, row, 0)),
                                 atoi(PQgetvalue(res, row, 1)), atoll(PQgetvalue(res, row, 2)));
-            long i = find_window(d, &key);
+            long i = batch_find_window(d->windows, d->n, &key);
             if (i >= 0) {
                 d->stored_prev[i] = int_at(res, row, 3);
                 d->stored_next[i] = int_at(res, row, 4);

@@ -459,22 +459,6 @@ static bool parse_fixed(PGresult *res, int row, int col, fixed_t *out)
     return fixed_parse(PQgetvalue(res, row, col), out);
 }
 
-static long find_window(const struct flusher *f, const struct window_key *key)
-{
-    size_t lo = 0, hi = f->window_count;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = window_key_compare(&f->windows[mid]->key, key);
-        if (c == 0)
-            return (long)mid;
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return -1;
-}
-
 /* Loads the stored rows of one kind into f->states. */
 static bool load_stored_states(struct flusher *f, PGresult *res, int kind)
 {
@@ -485,7 +469,7 @@ static bool load_stored_states(struct flusher *f, PGresult *res, int kind)
         /* Solar windows are keyed by panel alone (the fact's key), see merge_batch. */
         struct window_key key = window_key_make(
             (enum reading_kind)kind, kind == READING_SOLAR ? 0 : home_id, device_id, start);
-        long i = find_window(f, &key);
+        long i = batch_find_window(f->windows, f->window_count, &key);
         if (i < 0)
             continue;
         if (atoi(PQgetvalue(res, row, 17)) != f->batch->window_seconds) {

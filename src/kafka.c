@@ -163,14 +163,42 @@ static bool conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, 
     return true;
 }
 
+rd_kafka_conf_t *kafka_conf_new(const struct config *cfg, const char *const *overrides,
+                                char *errstr, size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    for (size_t i = 0; i < cfg->kafka_count; i++)
+        if (!conf_set(conf, cfg->kafka[i].key, cfg->kafka[i].value, cfg->kafka[i].secret, errstr,
+                      errstr_size))
+            goto fail;
+    for (size_t i = 0; overrides && overrides[i]; i += 2)
+        if (!conf_set(conf, overrides[i], overrides[i + 1], false, errstr, errstr_size))
+            goto fail;
+    rd_kafka_conf_set_log_cb(conf, log_from_kafka);
+    return conf;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
 struct kafka_consumer *kafka_consumer_new(const struct config *cfg, struct event_base *base,
                                           const struct kafka_handlers *handlers, char *errstr,
                                           size_t errstr_size)
 {
+    /* The service's own settings: offsets are stored and committed by the service alone. */
+    static const char *const service_settings[] = {
+        "enable.auto.commit",
+        "false",
+        "enable.auto.offset.store",
+        "false",
+        "enable.partition.eof",
+        "false",
+        NULL,
+    };
     struct kafka_consumer *kc = calloc(1, sizeof(*kc));
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_t *conf = NULL;
     rd_kafka_topic_partition_list_t *topics = NULL;
-    if (!kc || !conf) {
+    if (!kc) {
         snprintf(errstr, errstr_size, "kafka: out of memory");
         goto fail;
     }
@@ -180,19 +208,13 @@ struct kafka_consumer *kafka_consumer_new(const struct config *cfg, struct event
     for (int k = 0; k < READING_KIND_COUNT; k++)
         kc->topic[k] = strdup(cfg->topic[k]);
 
-    for (size_t i = 0; i < cfg->kafka_count; i++)
-        if (!conf_set(conf, cfg->kafka[i].key, cfg->kafka[i].value, cfg->kafka[i].secret, errstr,
-                      errstr_size))
-            goto fail;
+    conf = kafka_conf_new(cfg, service_settings, errstr, errstr_size);
+    if (!conf)
+        goto fail;
     if (!config_kafka_get(cfg, "partition.assignment.strategy") &&
         !conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", false, errstr,
                   errstr_size))
         goto fail;
-    if (!conf_set(conf, "enable.auto.commit", "false", false, errstr, errstr_size) ||
-        !conf_set(conf, "enable.auto.offset.store", "false", false, errstr, errstr_size) ||
-        !conf_set(conf, "enable.partition.eof", "false", false, errstr, errstr_size))
-        goto fail;
-    rd_kafka_conf_set_log_cb(conf, log_from_kafka);
     rd_kafka_conf_set_error_cb(conf, error_from_kafka);
     rd_kafka_conf_set_offset_commit_cb(conf, commit_result);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance);

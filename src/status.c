@@ -6,23 +6,19 @@
 #include <string.h>
 
 #include "solarx/db.h"
+#include "solarx/kafka.h"
 
 #define KAFKA_TIMEOUT_MS 10000
 
+/* A handle for metadata and watermarks only: it never joins the group, so the group keys of
+ * [kafka] are harmless. */
 static rd_kafka_t *kafka_handle(const struct config *cfg, char *errstr, size_t errstr_size)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    static const char *const quiet[] = {"log_level", "3", NULL};
     char err[512];
-    for (size_t i = 0; i < cfg->kafka_count; i++) {
-        /* Consumer-group keys are harmless here: this handle never joins the group. */
-        if (rd_kafka_conf_set(conf, cfg->kafka[i].key, cfg->kafka[i].value, err, sizeof(err)) !=
-            RD_KAFKA_CONF_OK) {
-            snprintf(errstr, errstr_size, "kafka: [kafka] %s: %s", cfg->kafka[i].key, err);
-            rd_kafka_conf_destroy(conf);
-            return NULL;
-        }
-    }
-    rd_kafka_conf_set(conf, "log_level", "3", err, sizeof(err));
+    rd_kafka_conf_t *conf = kafka_conf_new(cfg, quiet, errstr, errstr_size);
+    if (!conf)
+        return NULL;
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
     if (!rk) {
         snprintf(errstr, errstr_size, "kafka: %s", err);

@@ -90,6 +90,9 @@ void batch_note_offset(struct batch *b, enum reading_kind kind, int32_t partitio
  * frees (the windows stay owned by b). NULL when there are none. */
 struct batch_window **batch_sorted_windows(const struct batch *b);
 
+/* Index of key in windows[0..n) sorted by window_key_compare (batch_sorted_windows), or -1. */
+long batch_find_window(struct batch_window *const *windows, size_t n, const struct window_key *key);
+
 /* Moves everything of src into dst (same window length and zone) and empties src. */
 void batch_absorb(struct batch *dst, struct batch *src);
 

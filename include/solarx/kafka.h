@@ -16,6 +16,12 @@
 
 struct kafka_consumer;
 
+/* A librdkafka configuration: cfg's [kafka] keys as written, then overrides (key, value, ...,
+ * NULL; may be NULL itself), with librdkafka's logs going to the service's log. Returns NULL
+ * with errstr naming the key at fault (a secret's value is never shown). */
+rd_kafka_conf_t *kafka_conf_new(const struct config *cfg, const char *const *overrides,
+                                char *errstr, size_t errstr_size);
+
 struct kafka_handlers {
     /* One message of a configured topic (kind resolved); msg is destroyed after the call. */
     void (*on_message)(void *opaque, enum reading_kind kind, const rd_kafka_message_t *msg);
