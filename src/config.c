@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
+#include <librdkafka/rdkafka.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -65,6 +66,7 @@ struct parse_state {
     char *err;
     size_t err_size;
     bool failed;
+    rd_kafka_conf_t *kafka_probe; /* [kafka] keys are checked against librdkafka as they come */
 };
 
 static void fail(struct parse_state *ps, const char *fmt, ...)
@@ -174,6 +176,18 @@ static void set_known_key(struct parse_state *ps, const struct key_spec *spec, c
     }
 }
 
+/* librdkafka's own verdict on a [kafka] key, so a typo stops start-up at its line. */
+static bool kafka_key_valid(struct parse_state *ps, const char *key, const char *value, bool secret)
+{
+    char err[512];
+    if (!ps->kafka_probe)
+        ps->kafka_probe = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(ps->kafka_probe, key, value, err, sizeof(err)) == RD_KAFKA_CONF_OK)
+        return true;
+    fail(ps, "[kafka] %s = %s: %s", key, secret ? "(secret)" : value, err);
+    return false;
+}
+
 static void kafka_set(struct config *cfg, const char *key, const char *value, bool secret)
 {
     for (size_t i = 0; i < cfg->kafka_count; i++) {
@@ -210,12 +224,14 @@ static void set_kafka_key(struct parse_state *ps, const char *key, const char *v
         }
         char *target = xstrdup(key);
         target[len - 5] = '\0';
-        kafka_set(ps->cfg, target, secret, true);
+        if (kafka_key_valid(ps, target, secret, true))
+            kafka_set(ps->cfg, target, secret, true);
         free(target);
         free(secret);
         return;
     }
-    kafka_set(ps->cfg, key, value, looks_secret(key));
+    if (kafka_key_valid(ps, key, value, looks_secret(key)))
+        kafka_set(ps->cfg, key, value, looks_secret(key));
 }
 
 static const struct key_spec *find_spec(const char *section, const char *name)
@@ -437,9 +453,13 @@ struct config *config_load(const char *path, char *const *envp, char *errstr, si
     validate(&ps);
     if (ps.failed)
         goto fail;
+    if (ps.kafka_probe)
+        rd_kafka_conf_destroy(ps.kafka_probe);
     return cfg;
 
 fail:
+    if (ps.kafka_probe)
+        rd_kafka_conf_destroy(ps.kafka_probe);
     config_destroy(cfg);
     return NULL;
 }

@@ -229,6 +229,19 @@ Test(config, unreadable_secret_file)
                ":3:", "/nonexistent/kpw");
 }
 
+Test(config, unknown_kafka_property_names_the_line)
+{
+    load_fails("[kafka]\nbootstrap.servers = a:1\nbootstrap.server = a:1\n", NULL,
+               ":3:", "No such configuration property");
+    load_fails("[kafka]\nsession.timeout.ms = soon\n", NULL, ":2:", "session.timeout.ms");
+}
+
+Test(config, unknown_kafka_property_from_the_environment)
+{
+    char *env[] = {"SOLARX_KAFKA_BOGUS_THING=1", NULL};
+    load_fails("", env, "SOLARX_KAFKA_BOGUS_THING", "bogus.thing");
+}
+
 Test(config, bad_environment_value_names_the_variable)
 {
     char *env[] = {"SOLARX_SOLARX_WINDOW_MINUTES=0", NULL};
