@@ -309,6 +309,14 @@ static bool snapshot(struct dimsync *d)
     return true;
 }
 
+/* When a registry entry dates a version: its effective_from; without one, the load time -- except
+ * for a device the warehouse has no version of yet, whose first version starts at the epoch
+ * (the registry describes it from the beginning), so that fresh warehouses agree on it. */
+static int64_t registry_time(const struct device *dev, int64_t effective_from, bool given)
+{
+    return given || dim_history_count(dev->h) > 0 ? effective_from : 0;
+}
+
 bool dimsync_apply_registry(struct dimsync *d, char *errstr, size_t errstr_size)
 {
     if (!snapshot(d)) {
@@ -331,7 +339,7 @@ bool dimsync_apply_registry(struct dimsync *d, char *errstr, size_t errstr_size)
                 const struct registry_home *home = registry_home(d->reg, i);
                 if (home->home_id != dev->id.device_id)
                     continue;
-                obs[n].t = home->effective_from;
+                obs[n].t = registry_time(dev, home->effective_from, home->has_effective_from);
                 registry_home_attrs(home, &obs[n++].attrs);
             }
         } else if (dev->id.kind == DIM_PANEL) {
@@ -339,7 +347,7 @@ bool dimsync_apply_registry(struct dimsync *d, char *errstr, size_t errstr_size)
                 const struct registry_panel *panel = registry_panel(d->reg, i);
                 if (panel->panel_id != dev->id.device_id)
                     continue;
-                obs[n].t = panel->effective_from;
+                obs[n].t = registry_time(dev, panel->effective_from, panel->has_effective_from);
                 registry_panel_attrs(panel, &obs[n++].attrs);
             }
         }
@@ -478,8 +486,10 @@ bool dimsync_send_dimension_writes(struct dimsync *d, dimsync_send_fn send, void
                      " FROM unnest($1::bigint[], $2::int[], $3::numeric[], $4::numeric[],"
                      "             $5::bigint[], $6::bigint[], $7::bool[])"
                      "      AS u(k, h, mn, mx, s, e, c)"
-                     " ON CONFLICT (home_key) DO UPDATE SET end_date = EXCLUDED.end_date,"
-                     " current_flag = EXCLUDED.current_flag",
+                     " ON CONFLICT (home_key) DO UPDATE SET"
+                     " min_consumption_power_wh = EXCLUDED.min_consumption_power_wh,"
+                     " max_consumption_power_wh = EXCLUDED.max_consumption_power_wh,"
+                     " end_date = EXCLUDED.end_date, current_flag = EXCLUDED.current_flag",
         [DIM_PANEL] =
             "INSERT INTO solarx_wh.dim_solar_panel (solar_panel_key, solar_panel_id, home_id,"
             " name, capacity_kwh, intensity_power_rating_wh, temperature_power_rating_c,"
@@ -488,8 +498,11 @@ bool dimsync_send_dimension_writes(struct dimsync *d, dimsync_send_fn send, void
             " FROM unnest($1::bigint[], $2::int[], $3::int[], $4::text[], $5::numeric[],"
             "             $6::numeric[], $7::numeric[], $8::bigint[], $9::bigint[], $10::bool[])"
             "      AS u(k, p, h, nm, cap, it, tp, s, e, c)"
-            " ON CONFLICT (solar_panel_key) DO UPDATE SET end_date = EXCLUDED.end_date,"
-            " current_flag = EXCLUDED.current_flag",
+            " ON CONFLICT (solar_panel_key) DO UPDATE SET home_id = EXCLUDED.home_id,"
+            " name = EXCLUDED.name, capacity_kwh = EXCLUDED.capacity_kwh,"
+            " intensity_power_rating_wh = EXCLUDED.intensity_power_rating_wh,"
+            " temperature_power_rating_c = EXCLUDED.temperature_power_rating_c,"
+            " end_date = EXCLUDED.end_date, current_flag = EXCLUDED.current_flag",
         [DIM_BATTERY] =
             "INSERT INTO solarx_wh.dim_battery (battery_key, home_id, battery_id, name,"
             " capacity_kwh, max_charge_speed_w, max_output_w, start_date, last_seen, end_date,"
@@ -499,7 +512,9 @@ bool dimsync_send_dimension_writes(struct dimsync *d, dimsync_send_fn send, void
             " FROM unnest($1::bigint[], $2::int[], $3::int[], $4::numeric[], $5::numeric[],"
             "             $6::numeric[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bool[])"
             "      AS u(k, h, b, cap, sp, mo, s, l, e, c)"
-            " ON CONFLICT (battery_key) DO UPDATE SET last_seen = EXCLUDED.last_seen,"
+            " ON CONFLICT (battery_key) DO UPDATE SET capacity_kwh = EXCLUDED.capacity_kwh,"
+            " max_charge_speed_w = EXCLUDED.max_charge_speed_w,"
+            " max_output_w = EXCLUDED.max_output_w, last_seen = EXCLUDED.last_seen,"
             " end_date = EXCLUDED.end_date, current_flag = EXCLUDED.current_flag",
     };
     static const int insert_params[3] = {[DIM_HOME] = 7, [DIM_PANEL] = 10, [DIM_BATTERY] = 10};

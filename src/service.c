@@ -425,7 +425,9 @@ static void reload_registry(struct service *s)
                   log_quote(err, quoted, sizeof(quoted)));
         return;
     }
-    if (s->registry && registry_equal(s->registry, fresh)) {
+    /* Against what the next flush would apply: a pending reload, else the registry in use. */
+    const struct registry *current = s->next_registry ? s->next_registry : s->registry;
+    if (current && registry_equal(current, fresh)) {
         registry_destroy(fresh);
         log_info("event=registry_unchanged");
         return;

@@ -30,10 +30,12 @@ TEST_DB_PREFIX="solarx_t_$(basename "$0" .sh | tr -c 'a-z0-9_\n' _)_$$_"
 
 cleanup_test() {
     local db
-    for db in $(psql -X -A -t -d postgres -c \
-        "select datname from pg_database where starts_with(datname, '$TEST_DB_PREFIX')" 2>/dev/null); do
+    # One name per line, whatever IFS the caller has set.
+    while IFS= read -r db; do
+        [[ -n $db ]] || continue
         psql -q -d postgres -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
-    done
+    done < <(psql -X -A -t -d postgres -c \
+        "select datname from pg_database where starts_with(datname, '$TEST_DB_PREFIX')" 2>/dev/null)
     rm -rf "$TEST_TMP"
 }
 trap cleanup_test EXIT
@@ -119,6 +121,10 @@ cleanup_stream_test() {
         kafka_tool org.apache.kafka.tools.TopicCommand \
             --bootstrap-server "$SOLARX_KAFKA_BOOTSTRAP_SERVERS" --delete \
             --topic "^(${STREAM_TOPICS[*]})\$" >/dev/null 2>&1 || true
+    fi
+    if [[ ${SOLARX_TEST_KEEP:-0} == 1 ]]; then
+        echo "SOLARX_TEST_KEEP=1: kept databases $TEST_DB_PREFIX* and $TEST_TMP" >&2
+        return
     fi
     cleanup_test
 }
@@ -330,11 +336,23 @@ assert_same_digest() {
     fi
 }
 
-# make_database VAR: new_database, setting VAR instead of printing the name.
+# make_database VAR: creates a database with new_database, sets VAR to its name.
 make_database() {
     local _name
-    _name=$(new_database)
+    _name=$(new_database) || fail "cannot create a database"
     printf -v "$1" '%s' "$_name"
+}
+
+# kafka_committed_offsets GROUP: "topic partition committed end" lines, Kafka's view of GROUP
+# on the current topics (committed is "-" where GROUP has committed nothing), sorted. Fails when
+# the tool fails; prints nothing while the group is rebalancing.
+kafka_committed_offsets() {
+    kafka_tool org.apache.kafka.tools.consumer.group.ConsumerGroupCommand \
+        --bootstrap-server "$SOLARX_KAFKA_BOOTSTRAP_SERVERS" --describe --offsets --group "$1" \
+        >"$TEST_TMP/describe.out" 2>"$TEST_TMP/describe.err" ||
+        fail "ConsumerGroupCommand --describe: $(cat "$TEST_TMP/describe.err")"
+    awk -v h="$TOPIC_HOME" -v s="$TOPIC_SOLAR" -v b="$TOPIC_BATTERY" \
+        '$2 == h || $2 == s || $2 == b { print $2, $3, $4, $5 }' "$TEST_TMP/describe.out" | sort
 }
 
 # ---- SCD2 dimension tests (test_dim_*.sh) ----------------------------------------------------
