@@ -124,7 +124,7 @@ static bool sink_add(struct sink *k, enum reading_kind kind, int32_t partition, 
                               decode_error_name(e), reason);
         k->result->dead_letters++;
     }
-    if (k->batch->reading_count + k->batch->dead_count >= (size_t)k->cfg->flush_max_readings)
+    if (batch_size(k->batch) >= (size_t)k->cfg->flush_max_readings)
         return sink_flush(k, errstr, errstr_size);
     return true;
 }

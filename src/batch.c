@@ -37,7 +37,6 @@ void batch_clear(struct batch *b)
     HASH_ITER(hh, b->windows, w, wtmp)
     {
         HASH_DEL(b->windows, w);
-        free(w->items);
         free(w);
     }
     for (size_t i = 0; i < b->dead_count; i++) {
@@ -63,7 +62,16 @@ void batch_destroy(struct batch *b)
     batch_clear(b);
     free(b->dead);
     free(b->source);
+    free(b->arrived);
+    free(b->owner);
+    free(b->grouped);
+    free(b->sorted);
     free(b);
+}
+
+size_t batch_size(const struct batch *b)
+{
+    return b->reading_count + b->dead_count;
 }
 
 bool batch_is_empty(const struct batch *b)
@@ -85,13 +93,17 @@ static struct batch_window *window_for(struct batch *b, const struct window_key 
     return w;
 }
 
-static void window_push(struct batch_window *w, const struct batch_reading *item)
+static void push(struct batch *b, struct batch_window *w, const struct batch_reading *item)
 {
-    if (w->count == w->cap) {
-        w->cap = w->cap ? 2 * w->cap : 16;
-        w->items = xrealloc(w->items, w->cap * sizeof(*w->items));
+    if (b->reading_count == b->reading_cap) {
+        b->reading_cap = b->reading_cap ? 2 * b->reading_cap : 4096;
+        b->arrived = xrealloc(b->arrived, b->reading_cap * sizeof(*b->arrived));
+        b->owner = xrealloc(b->owner, b->reading_cap * sizeof(*b->owner));
+        b->grouped = xrealloc(b->grouped, b->reading_cap * sizeof(*b->grouped));
     }
-    w->items[w->count++] = *item;
+    b->arrived[b->reading_count] = *item;
+    b->owner[b->reading_count++] = w;
+    w->count++;
 }
 
 void batch_add_reading(struct batch *b, const struct reading *r, int32_t partition, int64_t offset)
@@ -101,8 +113,7 @@ void batch_add_reading(struct batch *b, const struct reading *r, int32_t partiti
     int32_t key_home = r->kind == READING_SOLAR ? 0 : r->home_id;
     struct window_key key = window_key_make(r->kind, key_home, r->device_id, start);
     struct batch_reading item = {.r = *r, .partition = partition, .offset = offset};
-    window_push(window_for(b, &key), &item);
-    b->reading_count++;
+    push(b, window_for(b, &key), &item);
 }
 
 void batch_set_source(struct batch *b, const char *source)
@@ -168,16 +179,30 @@ static int compare_window_ptr(const void *a, const void *b)
     return window_key_compare(&(*x)->key, &(*y)->key);
 }
 
-struct batch_window **batch_sorted_windows(const struct batch *b)
+struct batch_window **batch_sorted_windows(struct batch *b)
 {
     if (b->window_count == 0)
         return NULL;
-    struct batch_window **list = xrealloc(NULL, b->window_count * sizeof(*list));
+    if (b->sorted_cap < b->window_count) {
+        b->sorted_cap = 2 * b->window_count;
+        b->sorted = xrealloc(b->sorted, b->sorted_cap * sizeof(*b->sorted));
+    }
     size_t n = 0;
     for (struct batch_window *w = b->windows; w; w = w->hh.next)
-        list[n++] = w;
-    qsort(list, n, sizeof(*list), compare_window_ptr);
-    return list;
+        b->sorted[n++] = w;
+    qsort(b->sorted, n, sizeof(*b->sorted), compare_window_ptr);
+    /* Group the readings: each window's slice of `grouped`, filled in arrival order. */
+    size_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+        b->sorted[i]->items = b->grouped + start;
+        b->sorted[i]->filled = 0;
+        start += b->sorted[i]->count;
+    }
+    for (size_t i = 0; i < b->reading_count; i++) {
+        struct batch_window *w = b->owner[i];
+        w->items[w->filled++] = b->arrived[i];
+    }
+    return b->sorted;
 }
 
 long batch_find_window(struct batch_window *const *windows, size_t n, const struct window_key *key)
@@ -198,14 +223,8 @@ long batch_find_window(struct batch_window *const *windows, size_t n, const stru
 
 void batch_absorb(struct batch *dst, struct batch *src)
 {
-    struct batch_window *w, *wtmp;
-    HASH_ITER(hh, src->windows, w, wtmp)
-    {
-        struct batch_window *into = window_for(dst, &w->key);
-        for (size_t i = 0; i < w->count; i++)
-            window_push(into, &w->items[i]);
-        dst->reading_count += w->count;
-    }
+    for (size_t i = 0; i < src->reading_count; i++)
+        push(dst, window_for(dst, &src->owner[i]->key), &src->arrived[i]);
     char *dst_source = dst->source;
     for (size_t i = 0; i < src->dead_count; i++) {
         struct batch_dead_letter *d = &src->dead[i];

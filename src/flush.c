@@ -50,7 +50,9 @@ struct flusher {
     struct window_state *states;   /* parallel to windows */
     int32_t *solar_home;           /* solar windows: home_id for the fact row */
     bool *changed;                 /* parallel to windows: a new second was counted */
+    size_t windows_cap;            /* of the three above (grow-only) */
     bool *accepted;                /* per reading, in window order: it was a new second */
+    size_t accepted_cap;
     size_t window_count;
 
     enum query_tag tags[MAX_QUERIES];
@@ -217,20 +219,12 @@ struct flusher *flusher_new(const struct config *cfg, const struct clock_zone *z
     return f;
 }
 
+/* Ends a flush; the per-flush arrays stay allocated for the next one (memory stays level). */
 static void release_flush(struct flusher *f)
 {
-    free(f->windows);
-    free(f->states);
-    free(f->solar_home);
-    free(f->changed);
-    free(f->accepted);
     dimsync_destroy(f->dims);
     f->dims = NULL;
     f->windows = NULL;
-    f->states = NULL;
-    f->solar_home = NULL;
-    f->changed = NULL;
-    f->accepted = NULL;
     f->window_count = 0;
     f->batch = NULL;
     f->phase = PHASE_IDLE;
@@ -241,6 +235,10 @@ void flusher_destroy(struct flusher *f)
     if (!f)
         return;
     release_flush(f);
+    free(f->states);
+    free(f->solar_home);
+    free(f->changed);
+    free(f->accepted);
     if (f->conn)
         PQfinish(f->conn);
     for (int i = 0; i < MAX_PARAMS; i++)
@@ -815,7 +813,41 @@ static double ms_since(const struct timespec *t0)
     return (double)(now.tv_sec - t0->tv_sec) * 1e3 + (double)(now.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
-enum flush_progress flusher_start(struct flusher *f, const struct batch *b)
+/* Grows (never shrinks) the per-flush arrays to n windows and readings, zeroing what is used. */
+static bool reserve_arrays(struct flusher *f, size_t windows, size_t readings)
+{
+    if (windows > f->windows_cap) {
+        size_t cap = 2 * windows;
+        void *states = realloc(f->states, cap * sizeof(*f->states));
+        if (states)
+            f->states = states;
+        void *homes = realloc(f->solar_home, cap * sizeof(*f->solar_home));
+        if (homes)
+            f->solar_home = homes;
+        void *changed = realloc(f->changed, cap * sizeof(*f->changed));
+        if (changed)
+            f->changed = changed;
+        if (!states || !homes || !changed)
+            return false;
+        f->windows_cap = cap;
+    }
+    if (readings > f->accepted_cap) {
+        void *accepted = realloc(f->accepted, 2 * readings * sizeof(*f->accepted));
+        if (!accepted)
+            return false;
+        f->accepted = accepted;
+        f->accepted_cap = 2 * readings;
+    }
+    if (windows) {
+        memset(f->solar_home, 0, windows * sizeof(*f->solar_home));
+        memset(f->changed, 0, windows * sizeof(*f->changed));
+    }
+    if (readings)
+        memset(f->accepted, 0, readings * sizeof(*f->accepted));
+    return true;
+}
+
+enum flush_progress flusher_start(struct flusher *f, struct batch *b)
 {
     if (f->phase != PHASE_IDLE) {
         set_error(f, "internal", "a flush is already in progress");
@@ -832,13 +864,7 @@ enum flush_progress flusher_start(struct flusher *f, const struct batch *b)
     f->batch = b;
     f->window_count = b->window_count;
     f->windows = batch_sorted_windows(b);
-    size_t n = f->window_count ? f->window_count : 1;
-    f->states = calloc(n, sizeof(*f->states));
-    f->solar_home = calloc(n, sizeof(*f->solar_home));
-    f->changed = calloc(n, sizeof(*f->changed));
-    f->accepted = calloc(b->reading_count ? b->reading_count : 1, sizeof(*f->accepted));
-    if ((f->window_count && !f->windows) || !f->states || !f->solar_home || !f->changed ||
-        !f->accepted) {
+    if (!reserve_arrays(f, f->window_count, b->reading_count)) {
         set_error(f, "internal", "out of memory");
         return fail_flush(f);
     }

@@ -15,6 +15,9 @@
 #define DRAIN_BUDGET 2000
 /* While paused the loop still polls this often, for rebalances and max.poll.interval.ms. */
 #define PAUSED_POLL_MS 100
+/* Backpressure first just stops draining (librdkafka's bounded queue then stops its fetcher);
+ * held this long -- PostgreSQL is out -- the partitions are paused so that polling can go on. */
+#define HOLD_BEFORE_PAUSE_MS 10000
 
 struct kafka_consumer {
     rd_kafka_t *rk;
@@ -22,10 +25,12 @@ struct kafka_consumer {
     struct event_base *base;
     struct event *io_event;   /* the pipe librdkafka writes to when the queue turns non-empty */
     struct event *poll_event; /* re-drain: after a full budget, and periodically while paused */
+    struct event *hold_timer; /* a hold that lasts becomes a pause */
     int pipe_fds[2];
     struct kafka_handlers handlers;
     char *topic[READING_KIND_COUNT];
-    bool paused;
+    bool held;   /* backpressure: not draining */
+    bool paused; /* partitions paused at the fetcher (a long hold, or stopping) */
     bool closing;
     int assigned;
 };
@@ -108,6 +113,8 @@ static int kind_of_topic(const struct kafka_consumer *kc, const char *topic)
 /* Handles up to DRAIN_BUDGET queued messages and events with zero timeouts. */
 static void drain(struct kafka_consumer *kc)
 {
+    if (kc->held && !kc->paused)
+        return; /* kafka_consumer_hold(false) drains again */
     for (int n = 0; n < DRAIN_BUDGET; n++) {
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(kc->rk, 0);
         if (!msg)
@@ -149,6 +156,21 @@ static void on_poll_timer(evutil_socket_t fd, short what, void *arg)
         struct timeval tv = {0, PAUSED_POLL_MS * 1000};
         event_add(kc->poll_event, &tv);
     }
+}
+
+static void set_paused_on_assignment(struct kafka_consumer *kc, bool paused);
+
+static void on_hold_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct kafka_consumer *kc = arg;
+    if (!kc->held || kc->paused)
+        return;
+    kc->paused = true;
+    set_paused_on_assignment(kc, true);
+    log_info("event=consumption_paused partitions=%d reason=backpressure held_ms=%d", kc->assigned,
+             HOLD_BEFORE_PAUSE_MS);
+    struct timeval tv = {0, 0};
+    event_add(kc->poll_event, &tv);
 }
 
 static bool conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, bool secret,
@@ -208,13 +230,26 @@ struct kafka_consumer *kafka_consumer_new(const struct config *cfg, struct event
     for (int k = 0; k < READING_KIND_COUNT; k++)
         kc->topic[k] = strdup(cfg->topic[k]);
 
+    /* Defaults unless [kafka] says otherwise: cooperative rebalancing, and fetches of a size that
+     * keeps librdkafka's buffers small. Measured on a 540k-message backlog: the library defaults
+     * (50 MB fetches, 1 MB per partition) held ~325 MB of fetch and decompression buffers; these
+     * ~73 MB, at the same throughput. The batches are the service's buffer. */
+    static const struct {
+        const char *key, *value;
+    } defaults[] = {
+        {"partition.assignment.strategy", "cooperative-sticky"},
+        {"queued.min.messages", "500"},
+        {"queued.max.messages.kbytes", "4096"},
+        {"fetch.max.bytes", "4194304"},
+        {"max.partition.fetch.bytes", "262144"},
+    };
     conf = kafka_conf_new(cfg, service_settings, errstr, errstr_size);
     if (!conf)
         goto fail;
-    if (!config_kafka_get(cfg, "partition.assignment.strategy") &&
-        !conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", false, errstr,
-                  errstr_size))
-        goto fail;
+    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
+        if (!config_kafka_get(cfg, defaults[i].key) &&
+            !conf_set(conf, defaults[i].key, defaults[i].value, false, errstr, errstr_size))
+            goto fail;
     rd_kafka_conf_set_error_cb(conf, error_from_kafka);
     rd_kafka_conf_set_offset_commit_cb(conf, commit_result);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance);
@@ -237,7 +272,8 @@ struct kafka_consumer *kafka_consumer_new(const struct config *cfg, struct event
     rd_kafka_queue_io_event_enable(kc->queue, kc->pipe_fds[1], "1", 1);
     kc->io_event = event_new(base, kc->pipe_fds[0], EV_READ | EV_PERSIST, on_pipe, kc);
     kc->poll_event = evtimer_new(base, on_poll_timer, kc);
-    if (!kc->io_event || !kc->poll_event || event_add(kc->io_event, NULL) != 0) {
+    kc->hold_timer = evtimer_new(base, on_hold_timer, kc);
+    if (!kc->io_event || !kc->poll_event || !kc->hold_timer || event_add(kc->io_event, NULL) != 0) {
         snprintf(errstr, errstr_size, "kafka: cannot register loop events");
         goto fail;
     }
@@ -278,21 +314,42 @@ static void set_paused_on_assignment(struct kafka_consumer *kc, bool paused)
     rd_kafka_topic_partition_list_destroy(assignment);
 }
 
-void kafka_consumer_set_paused(struct kafka_consumer *kc, bool paused)
+void kafka_consumer_hold(struct kafka_consumer *kc, bool held)
 {
-    if (kc->paused == paused)
+    if (kc->held == held)
         return;
-    kc->paused = paused;
-    set_paused_on_assignment(kc, paused);
-    log_info("event=%s partitions=%d", paused ? "consumption_paused" : "consumption_resumed",
-             kc->assigned);
-    struct timeval tv = {0, paused ? PAUSED_POLL_MS * 1000 : 0};
+    kc->held = held;
+    if (held) {
+        struct timeval tv = {HOLD_BEFORE_PAUSE_MS / 1000, (HOLD_BEFORE_PAUSE_MS % 1000) * 1000};
+        evtimer_add(kc->hold_timer, &tv);
+        return;
+    }
+    evtimer_del(kc->hold_timer);
+    if (kc->paused) {
+        kc->paused = false;
+        set_paused_on_assignment(kc, false);
+        log_info("event=consumption_resumed partitions=%d", kc->assigned);
+    }
+    struct timeval now = {0, 0};
+    event_add(kc->poll_event, &now);
+}
+
+void kafka_consumer_pause(struct kafka_consumer *kc)
+{
+    evtimer_del(kc->hold_timer);
+    kc->held = false;
+    if (kc->paused)
+        return;
+    kc->paused = true;
+    set_paused_on_assignment(kc, true);
+    log_info("event=consumption_paused partitions=%d reason=stopping", kc->assigned);
+    struct timeval tv = {0, PAUSED_POLL_MS * 1000};
     event_add(kc->poll_event, &tv);
 }
 
-bool kafka_consumer_paused(const struct kafka_consumer *kc)
+bool kafka_consumer_held(const struct kafka_consumer *kc)
 {
-    return kc->paused;
+    return kc->held || kc->paused;
 }
 
 bool kafka_consumer_commit(struct kafka_consumer *kc, const struct batch *b, bool sync)
@@ -363,6 +420,8 @@ void kafka_consumer_close(struct kafka_consumer *kc)
         event_free(kc->io_event);
     if (kc->poll_event)
         event_free(kc->poll_event);
+    if (kc->hold_timer)
+        event_free(kc->hold_timer);
     if (kc->queue) {
         rd_kafka_queue_io_event_enable(kc->queue, -1, NULL, 0);
         rd_kafka_queue_destroy(kc->queue);

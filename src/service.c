@@ -164,10 +164,9 @@ static void update_backpressure(struct service *s)
 {
     if (!s->kc)
         return;
-    bool full =
-        s->pending->reading_count + s->pending->dead_count >= (size_t)s->cfg->flush_max_readings;
-    if (full != kafka_consumer_paused(s->kc) && !s->stopping)
-        kafka_consumer_set_paused(s->kc, full);
+    bool full = batch_size(s->pending) >= (size_t)s->cfg->flush_max_readings;
+    if (!s->stopping)
+        kafka_consumer_hold(s->kc, full);
 }
 
 static void flush_finished(struct service *s, enum flush_progress p)
@@ -219,9 +218,8 @@ static void start_flush(struct service *s)
         struct batch *t = s->inflight;
         s->inflight = s->pending;
         s->pending = t;
-    } else if (!batch_is_empty(s->pending) &&
-               s->inflight->reading_count + s->pending->reading_count <=
-                   2 * (size_t)s->cfg->flush_max_readings) {
+    } else if (!batch_is_empty(s->pending) && batch_size(s->inflight) + batch_size(s->pending) <=
+                                                  2 * (size_t)s->cfg->flush_max_readings) {
         batch_absorb(s->inflight, s->pending); /* a retry takes what arrived meanwhile */
     }
     update_backpressure(s);
@@ -266,7 +264,7 @@ static void on_pg_io(evutil_socket_t fd, short what, void *arg)
     }
     flush_finished(s, p);
     if (p == FLUSH_COMMITTED && !s->stopping &&
-        s->pending->reading_count >= (size_t)s->cfg->flush_max_readings)
+        batch_size(s->pending) >= (size_t)s->cfg->flush_max_readings)
         start_flush(s); /* a full batch does not wait for the timer */
 }
 
@@ -302,7 +300,7 @@ static void on_message(void *opaque, enum reading_kind kind, const rd_kafka_mess
                   decode_error_name(e));
     }
     batch_note_offset(s->pending, kind, msg->partition, msg->offset);
-    if (s->pending->reading_count >= (size_t)s->cfg->flush_max_readings) {
+    if (batch_size(s->pending) >= (size_t)s->cfg->flush_max_readings) {
         start_flush(s);
         update_backpressure(s);
     }
@@ -474,7 +472,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     sd_notify(0, "STOPPING=1");
     s->stopping = true;
     if (s->kc)
-        kafka_consumer_set_paused(s->kc, true);
+        kafka_consumer_pause(s->kc);
     try_finish_stop(s);
 }
 
@@ -520,7 +518,7 @@ static void on_metrics(struct evhttp_request *req, void *arg)
         .pending_readings = s->pending->reading_count + s->inflight->reading_count,
         .open_windows = s->pending->window_count + s->inflight->window_count,
         .postgres_connected = flusher_conn(s->flusher) != NULL,
-        .paused = s->kc && kafka_consumer_paused(s->kc),
+        .paused = s->kc && kafka_consumer_held(s->kc),
         .assigned_partitions = s->kc ? kafka_consumer_assigned(s->kc) : 0,
         .lags = lags,
         .lag_count = lag_count,

@@ -19,11 +19,13 @@ struct batch_reading {
     int64_t offset;
 };
 
-/* The readings of one device's window in this batch, in arrival order. */
+/* One device's window in this batch. Its readings, in arrival order, are items[0..count) --
+ * valid after batch_sorted_windows() and until the batch next changes. */
 struct batch_window {
     struct window_key key;
     struct batch_reading *items;
-    size_t count, cap;
+    size_t count;
+    size_t filled; /* grouping cursor */
     UT_hash_handle hh;
 };
 
@@ -50,12 +52,20 @@ struct batch_offset {
     UT_hash_handle hh;
 };
 
+/* Storage is reused from one batch to the next and never shrinks, so that a service's memory
+ * reaches its size in the first full batches and stays there (P6). */
 struct batch {
     int32_t window_seconds;
     const struct clock_zone *zone; /* borrowed */
     struct batch_window *windows;  /* uthash by key */
     size_t window_count;
     size_t reading_count;
+    struct batch_reading *arrived; /* [0..reading_count) in arrival order */
+    struct batch_window **owner;   /* parallel to arrived: each reading's window */
+    struct batch_reading *grouped; /* the same readings grouped by window (sorted windows) */
+    size_t reading_cap;
+    struct batch_window **sorted; /* windows by window_key_compare */
+    size_t sorted_cap;
     struct batch_dead_letter *dead;
     size_t dead_count, dead_cap;
     struct batch_offset *offsets; /* uthash by id */
@@ -69,6 +79,9 @@ void batch_destroy(struct batch *b);
 /* Empties b, keeping its settings. */
 void batch_clear(struct batch *b);
 bool batch_is_empty(const struct batch *b);
+
+/* What flush_max_readings bounds: readings plus dead letters. */
+size_t batch_size(const struct batch *b);
 
 /* Files r under its window. Solar windows are keyed by panel alone (home_id 0 in the key), as
  * their fact rows are; the reading keeps its home_id. */
@@ -86,9 +99,9 @@ void batch_add_dead_letter(struct batch *b, enum reading_kind kind, int32_t part
  * offset + 1 unless already beyond. */
 void batch_note_offset(struct batch *b, enum reading_kind kind, int32_t partition, int64_t offset);
 
-/* The windows sorted by window_key_compare, in a new array of window_count pointers the caller
- * frees (the windows stay owned by b). NULL when there are none. */
-struct batch_window **batch_sorted_windows(const struct batch *b);
+/* The windows sorted by window_key_compare, each with its items grouped: an array of window_count
+ * pointers owned by b, valid until b next changes. NULL when there are none. */
+struct batch_window **batch_sorted_windows(struct batch *b);
 
 /* Index of key in windows[0..n) sorted by window_key_compare (batch_sorted_windows), or -1. */
 long batch_find_window(struct batch_window *const *windows, size_t n, const struct window_key *key);

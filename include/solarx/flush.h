@@ -67,9 +67,10 @@ bool flusher_busy(const struct flusher *f);
  * drops the connection, when it is gone. */
 bool flusher_check_idle(struct flusher *f);
 
-/* Starts writing b (borrowed until FLUSH_COMMITTED or FLUSH_FAILED; not modified). Returns
+/* Starts writing b (borrowed until FLUSH_COMMITTED or FLUSH_FAILED; only its readings are
+ * grouped by window, nothing is added or removed). Returns
  * FLUSH_BUSY once the first queries are on their way, FLUSH_FAILED when they cannot be sent. */
-enum flush_progress flusher_start(struct flusher *f, const struct batch *b);
+enum flush_progress flusher_start(struct flusher *f, struct batch *b);
 
 /* Call when the socket is readable (or writable while flusher_wants_write). */
 enum flush_progress flusher_on_io(struct flusher *f);

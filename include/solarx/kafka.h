@@ -42,10 +42,14 @@ struct kafka_consumer *kafka_consumer_new(const struct config *cfg, struct event
                                           const struct kafka_handlers *handlers, char *errstr,
                                           size_t errstr_size);
 
-/* Stops fetching (pause) or starts again (resume) on every assigned partition. While paused the
- * loop still serves rebalances and the poll interval. */
-void kafka_consumer_set_paused(struct kafka_consumer *kc, bool paused);
-bool kafka_consumer_paused(const struct kafka_consumer *kc);
+/* Backpressure: while held, no message is taken from librdkafka (whose bounded queue then stops
+ * its fetcher); a hold that lasts 10 s pauses the partitions so that polling, and
+ * so rebalances and max.poll.interval.ms, go on. Releasing resumes and drains at once. */
+void kafka_consumer_hold(struct kafka_consumer *kc, bool held);
+/* Stops fetching for good (stopping): pauses every assigned partition, keeps serving events. */
+void kafka_consumer_pause(struct kafka_consumer *kc);
+/* True while held or paused. */
+bool kafka_consumer_held(const struct kafka_consumer *kc);
 
 /* Commits the batch's next offsets to Kafka (asynchronously unless sync). Returns false when the
  * commit could not even be requested; an asynchronous failure is logged. */

@@ -45,7 +45,8 @@ Test(batch, readings_are_grouped_by_device_and_window)
     cr_assert_eq(w[0]->items[1].offset, 11);
     cr_assert_eq(w[1]->key.start, t0 + 900);
     cr_assert_eq(w[2]->key.home_id, 2);
-    free(w);
+    cr_assert_eq(w[2]->items[0].offset, 3);
+    cr_assert_eq(batch_sorted_windows(b), w, "the list is the batch's own, built again in place");
     batch_destroy(b);
 }
 
@@ -59,8 +60,9 @@ Test(batch, solar_windows_are_keyed_by_panel_alone)
     batch_add_reading(b, &s1, 0, 1);
     batch_add_reading(b, &s2, 0, 2);
     cr_assert_eq(b->window_count, 1, "one panel, one window, whatever the home says");
-    cr_assert_eq(b->windows->key.home_id, 0);
-    cr_assert_eq(b->windows->items[1].r.home_id, 2, "the reading keeps its home");
+    struct batch_window **w = batch_sorted_windows(b);
+    cr_assert_eq(w[0]->key.home_id, 0);
+    cr_assert_eq(w[0]->items[1].r.home_id, 2, "the reading keeps its home");
     batch_destroy(b);
 }
 
@@ -83,6 +85,29 @@ Test(batch, offsets_keep_the_highest_next_offset_per_partition)
     cr_assert_not(batch_is_empty(b), "offsets alone make a batch worth flushing");
     batch_clear(b);
     cr_assert(batch_is_empty(b));
+    batch_destroy(b);
+}
+
+Test(batch, storage_is_reused_after_clear)
+{
+    struct batch *b = batch_new(900, zone);
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 10000; i++) {
+            struct reading r = home_reading(1 + i % 7, 1739491200 + i);
+            batch_add_reading(b, &r, 0, i);
+        }
+        struct batch_window **w = batch_sorted_windows(b);
+        size_t total = 0;
+        for (size_t i = 0; i < b->window_count; i++) {
+            total += w[i]->count;
+            for (size_t j = 1; j < w[i]->count; j++)
+                cr_assert_lt(w[i]->items[j - 1].offset, w[i]->items[j].offset);
+        }
+        cr_assert_eq(total, 10000);
+        struct batch_reading *storage = b->arrived;
+        batch_clear(b);
+        cr_assert_eq(b->arrived, storage, "cleared, not freed");
+    }
     batch_destroy(b);
 }
 
@@ -115,7 +140,10 @@ Test(batch, absorb_moves_everything_and_empties_the_source)
     cr_assert(batch_is_empty(b));
     cr_assert_eq(a->reading_count, 2);
     cr_assert_eq(a->window_count, 1);
-    cr_assert_eq(a->windows->count, 2);
+    struct batch_window **w = batch_sorted_windows(a);
+    cr_assert_eq(w[0]->count, 2);
+    cr_assert_eq(w[0]->items[0].offset, 1, "arrival order is kept");
+    cr_assert_eq(w[0]->items[1].offset, 2);
     cr_assert_eq(a->dead_count, 1);
     cr_assert_eq(a->offsets->next_offset, 3);
     batch_destroy(a);
