@@ -111,16 +111,30 @@ SERVICE_LOG=       # its log (stderr), appended to by every start
 SERVICE_LOG_MARK=0 # size of SERVICE_LOG when the current instance started
 
 # Kills a service still running, deletes the test's topics, then the rest of cleanup_test.
+# Sanitizer reports in the services' logs are copied to stderr first (the logs are deleted with
+# TEST_TMP, and the test runner looks for reports in the test's output).
 cleanup_stream_test() {
+    local log
     if [[ -n $SERVICE_PID ]] && kill -0 "$SERVICE_PID" 2>/dev/null; then
         kill -KILL "$SERVICE_PID" 2>/dev/null || true
         wait "$SERVICE_PID" 2>/dev/null || true
     fi
+    for log in "$TEST_TMP"/*.log; do
+        [[ -f $log ]] || continue
+        if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: (Address|Undefined|Leak)' "$log"; then
+            echo "--- sanitizer report in $(basename "$log"):" >&2
+            grep -vE '^ts=' "$log" | head -n 80 >&2
+        fi
+    done
     if ((${#STREAM_TOPICS[@]} > 0)); then
-        local IFS='|'
-        kafka_tool org.apache.kafka.tools.TopicCommand \
-            --bootstrap-server "$SOLARX_KAFKA_BOOTSTRAP_SERVERS" --delete \
-            --topic "^(${STREAM_TOPICS[*]})\$" >/dev/null 2>&1 || true
+        local pattern attempt
+        pattern=$(IFS='|' && echo "^(${STREAM_TOPICS[*]})\$")
+        for attempt in 1 2 3; do # the broker may be restarting (another test's fault injection)
+            kafka_tool org.apache.kafka.tools.TopicCommand \
+                --bootstrap-server "$SOLARX_KAFKA_BOOTSTRAP_SERVERS" --delete \
+                --topic "$pattern" >/dev/null 2>&1 && break
+            sleep 2
+        done
     fi
     if [[ ${SOLARX_TEST_KEEP:-0} == 1 ]]; then
         echo "SOLARX_TEST_KEEP=1: kept databases $TEST_DB_PREFIX* and $TEST_TMP" >&2
