@@ -131,8 +131,8 @@ static void drain(struct kafka_consumer *kc)
                 kc->handlers.on_message(kc->handlers.opaque, (enum reading_kind)kind, msg);
         }
         rd_kafka_message_destroy(msg);
-        if (kc->closing)
-            return;
+        if (kc->closing || (kc->held && !kc->paused))
+            return; /* a hold set by that message: kafka_consumer_hold(false) drains again */
     }
     /* Budget spent: more may be queued, and the pipe will not fire again for it. */
     struct timeval now = {0, 0};
