@@ -81,7 +81,7 @@ static bool is_leap_year(int64_t y)
     return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 }
 
-static int days_in_month(int64_t y, int m)
+int clock_days_in_month(int64_t y, int m)
 {
     static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     return m == 2 && is_leap_year(y) ? 29 : days[m - 1];
@@ -444,7 +444,7 @@ bool clock_parse_timestamp(const struct clock_zone *zone, const char *text, int6
     }
     if (!check_range(month, 1, 12, "month", reason, reason_size))
         return false;
-    int mdays = days_in_month(year, month);
+    int mdays = clock_days_in_month(year, month);
     if (day < 1 || day > mdays) {
         set_message(reason, reason_size, "day %02d out of range for %04d-%02d (01..%02d)", day,
                     year, month, mdays);

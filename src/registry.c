@@ -2,6 +2,8 @@
  * names the file and entry of the first problem. */
 #include "solarx/registry.h"
 
+#include "solarx/clock.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -43,24 +45,6 @@ static bool fail(struct load_ctx *c, const char *fmt, ...)
 
 /* --- the built-in effective_from parser ----------------------------------------------------- */
 
-/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (Howard Hinnant). */
-static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static int days_in_month(int y, int m)
-{
-    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    return m == 2 && leap ? 29 : days[m - 1];
-}
-
 /* Reads exactly n digits at *p; returns -1 when they are not there. */
 static int digits(const char **p, int n)
 {
@@ -97,7 +81,8 @@ static bool builtin_parse_time(void *ctx, const char *text, int64_t *epoch_out, 
         snprintf(reason, reason_size, "expected \"YYYY-MM-DD HH:MM:SS\" or ISO 8601");
         return false;
     }
-    if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 59) {
+    if (mo < 1 || mo > 12 || d < 1 || d > clock_days_in_month(y, mo) || h > 23 || mi > 59 ||
+        s > 59) {
         snprintf(reason, reason_size, "no such date or time of day");
         return false;
     }
@@ -119,7 +104,7 @@ static bool builtin_parse_time(void *ctx, const char *text, int64_t *epoch_out, 
         snprintf(reason, reason_size, "unexpected text after the time");
         return false;
     }
-    *epoch_out = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s - offset;
+    *epoch_out = clock_epoch_from_utc(y, mo, d, h, mi, s) - offset;
     return true;
 }
 

@@ -80,6 +80,9 @@ struct clock_civil {
 /* Breaks instant ts down on the zone's wall clock (for dim_date attributes and logs). */
 void clock_to_local(const struct clock_zone *zone, int64_t ts, struct clock_civil *out);
 
+/* Days in month m (1..12) of year y, proleptic Gregorian. */
+int clock_days_in_month(int64_t y, int m);
+
 /* Seconds since the epoch of a UTC calendar date and time (no range checks: fields are taken
  * as given, like timegm). */
 int64_t clock_epoch_from_utc(int32_t year, int32_t month, int32_t day, int32_t hour, int32_t minute,
