@@ -2,10 +2,13 @@
  *
  * Phase A (one pipeline): BEGIN; advisory locks on every (kind, window start) touched, in sorted
  * order so that concurrent writers serialise without deadlock, even on windows no row exists for
- * yet; SELECT the stored state of those windows. Then, in C, every reading of the batch is applied
- * to its window's stored state; only readings whose second was not yet counted become raw rows.
- * Phase B (one pipeline): day partitions, dim_date, raw rows (ON CONFLICT DO NOTHING: an operator
- * may delete facts and replay while raw rows remain), the merged window states, dead letters,
+ * yet (after the registry lock, before the battery-history locks: dimsync.c); SELECT the stored
+ * state of those windows and the dimension histories they involve. Then, in C, every reading of
+ * the batch is applied to its window's stored state; only readings whose second was not yet
+ * counted become raw rows and feed the battery histories.
+ * Phase B (one pipeline): changed dimension versions, raw retention, day partitions, dim_date,
+ * raw rows (ON CONFLICT DO NOTHING: an operator may delete facts and replay while raw rows
+ * remain), the merged window states with their dimension keys, re-pointed facts, dead letters,
  * offsets (never moved backwards), COMMIT. Any error drops the connection, which rolls back. */
 #include "solarx/flush.h"
 
@@ -245,11 +248,6 @@ void flusher_destroy(struct flusher *f)
         pgarray_free(&f->arrays[i]);
     free(f->offsets_group);
     free(f);
-}
-
-void flusher_set_config(struct flusher *f, const struct config *cfg)
-{
-    f->cfg = cfg;
 }
 
 void flusher_set_registry(struct flusher *f, const struct registry *reg)

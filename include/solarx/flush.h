@@ -42,13 +42,12 @@ enum flush_progress {
 
 struct flusher;
 
-/* A flusher for cfg's settings (borrowed; flusher_set_config swaps it) and zone (borrowed).
+/* A flusher for cfg's settings and zone (both borrowed; cfg's fields are read at every flush).
  * offsets_group is the consumer group the offsets are stored under, or NULL to store none
  * (replay and ingest). */
 struct flusher *flusher_new(const struct config *cfg, const struct clock_zone *zone,
                             const char *offsets_group);
 void flusher_destroy(struct flusher *f);
-void flusher_set_config(struct flusher *f, const struct config *cfg);
 
 /* Makes reg (borrowed; NULL for none) the registry of the following flushes, which bring
  * dim_home_appliances, dim_home and dim_solar_panel up to date with it. Call only while no flush
