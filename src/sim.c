@@ -537,6 +537,23 @@ static const char *bad_time(const char *time_text, char out[SIM_TIME_TEXT_SIZE])
     return out;
 }
 
+/* The energy field of a message (key includes its leading ", " and ": "), or the fault bad
+ * makes of it: a string instead of the number, a negative value (energy negated, or -fallback
+ * hundredths when energy is 0), or nothing at all. */
+static void put_energy_field(struct sim_buf *b, const char *key, int64_t energy, int bad,
+                             const char *wrong_type, int64_t fallback, bool always_fraction)
+{
+    if (bad == SIM_BAD_MISSING_FIELD)
+        return;
+    put_str(b, key);
+    if (bad == SIM_BAD_WRONG_TYPE)
+        put_str(b, wrong_type);
+    else if (bad == SIM_BAD_NEGATIVE_ENERGY)
+        put_hundredths(b, -(energy > 0 ? energy : fallback), always_fraction);
+    else
+        put_hundredths(b, energy, always_fraction);
+}
+
 /* Home or solar message; bad is -1 for a good one, else the malformed kind to apply. */
 static void put_flow_message(struct sim *sim, struct sim_buf *b, enum reading_kind topic,
                              int32_t home_id, const char *time_text, int64_t energy,
@@ -555,15 +572,7 @@ static void put_flow_message(struct sim *sim, struct sim_buf *b, enum reading_ki
     }
     put_prefix(sim, b, topic, home_id,
                bad == SIM_BAD_TIMESTAMP ? bad_time(time_text, bad_ts) : time_text);
-    if (bad == SIM_BAD_WRONG_TYPE) {
-        PUT_LIT(b, ", \"current_consumption_w\": \"n/a\"");
-    } else if (bad == SIM_BAD_NEGATIVE_ENERGY) {
-        PUT_LIT(b, ", \"current_consumption_w\": ");
-        put_hundredths(b, -(energy > 0 ? energy : 125), true);
-    } else if (bad != SIM_BAD_MISSING_FIELD) {
-        PUT_LIT(b, ", \"current_consumption_w\": ");
-        put_hundredths(b, energy, true);
-    }
+    put_energy_field(b, ", \"current_consumption_w\": ", energy, bad, "\"n/a\"", 125, true);
     PUT_LIT(b, ", \"consumption_accumulated_w\": ");
     put_hundredths(b, accumulated, true);
     PUT_LIT(b, ", \"current_consumption_w_accumulated_hourly\": {");
@@ -596,15 +605,7 @@ static void put_battery(const struct sim *sim, struct sim_buf *b, int index, int
     PUT_LIT(b, "{\"capacity_kwh\": ");
     put_i64(b, battery_capacity(sim, index, t) / 100000);
     PUT_LIT(b, ", \"max_charge_speed_w\": 1");
-    if (bad == SIM_BAD_WRONG_TYPE) {
-        PUT_LIT(b, ", \"current_energy_wh\": \"full\"");
-    } else if (bad == SIM_BAD_NEGATIVE_ENERGY) {
-        PUT_LIT(b, ", \"current_energy_wh\": ");
-        put_hundredths(b, -(energy > 0 ? energy : 1250), false);
-    } else if (bad != SIM_BAD_MISSING_FIELD) {
-        PUT_LIT(b, ", \"current_energy_wh\": ");
-        put_hundredths(b, energy, false);
-    }
+    put_energy_field(b, ", \"current_energy_wh\": ", energy, bad, "\"full\"", 1250, false);
     PUT_LIT(b, ", \"is_charging\": ");
     put_bytes(b, delta > 0 ? "1" : "0", 1);
     PUT_LIT(b, ", \"status\": ");
