@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # P6 bounded memory: the service works through a 1M-message backlog (produced first) while its
-# RSS is sampled every 0.2 s; its peak over the whole backlog stays within 10% of its peak over
-# the first 100k messages. Also measures the throughput (messages/s from ready to caught up).
+# RSS is sampled every 0.2 s with the number of messages committed. Memory must not grow with the
+# backlog or the run time: the peak RSS over the last quarter of the backlog stays within 10% of
+# the peak over the second quarter. The first quarter is the warm-up (librdkafka's fetch buffers
+# and the batch storage reach their size there, at a point that depends on the machine's speed),
+# so it is no reference; memory that grows with the backlog shows as last-quarter peaks about
+# twice the second quarter's, a leak of 10% of the plateau per half backlog still fails.
+# Also measures the throughput (messages/s from ready to caught up).
 # shellcheck source=lib.sh disable=SC2154 # variables set by make_database and printf -v
 source "$(dirname "$0")/lib.sh"
 
@@ -31,8 +36,8 @@ ldd "$SOLARX_BIN" | grep -q libasan && asan=1
 start_service "$TEST_TMP/memory.conf" memory
 
 # RSS every 0.2 s with the number of messages committed to PostgreSQL. VmRSS saw-tooths (a batch
-# is freed back to the system after each flush), so the baseline is VmHWM, the kernel's peak RSS,
-# as it stands when CHECKPOINT messages are committed.
+# is freed back to the system after each flush): each quarter is judged by its highest sample,
+# and quarters hold dozens of flushes. VmHWM, the kernel's own peak, is reported alongside.
 samples=$TEST_TMP/rss.samples
 rss_at_checkpoint='' hwm_at_checkpoint='' hwm_at_half='' peak_rss=0 n=0
 deadline=$((SECONDS + $(by_scale 300 300)))
@@ -77,15 +82,27 @@ seconds=$(q "$db" "select round(extract(epoch from max(updated_at) - '$ready_ts'
 rate=$(awk -v n="$total" -v s="$seconds" 'BEGIN { printf "%.0f", n / s }')
 readings=$((v_home + v_solar + 3 * v_battery))
 
-report="messages=$total readings=$readings seconds=$seconds msgs_per_s=$rate" 
+# Peak sampled RSS per quarter of the backlog (by messages committed when sampled).
+read -r q1 q2 q3 q4 c2 c4 < <(awk -v total="$total" '
+    { q = int(4 * $4 / total); if (q > 3) q = 3
+      if ($2 > peak[q]) peak[q] = $2; count[q]++ }
+    END { printf "%d %d %d %d %d %d\n", peak[0], peak[1], peak[2], peak[3], count[1], count[3] }' \
+    "$samples")
+
+report="messages=$total readings=$readings seconds=$seconds msgs_per_s=$rate"
 report+=" rss_at_${CHECKPOINT}_kb=$rss_at_checkpoint hwm_at_${CHECKPOINT}_kb=$hwm_at_checkpoint"
-report+=" hwm_at_half_kb=$hwm_at_half peak_rss_sampled_kb=$peak_rss hwm_end_kb=$hwm_end"
-report+=" samples=$nsamples"
+report+=" hwm_at_half_kb=$hwm_at_half hwm_end_kb=$hwm_end peak_rss_sampled_kb=$peak_rss"
+report+=" quarter_peaks_kb=$q1,$q2,$q3,$q4 samples=$nsamples"
 if ((asan)); then
     report+=" (ASan build: the 1.10 bound is not asserted)"
-elif ((hwm_end * 100 > hwm_at_checkpoint * 110 || peak_rss * 100 > hwm_at_checkpoint * 110)); then
-    awk 'NR % 10 == 1' "$samples" | head -n 60 >&2
-    fail "memory grew with the backlog: $report"
+else
+    # A quarter with too few samples cannot stand for its peak: the test would prove nothing.
+    ((c2 >= 10 && c4 >= 10)) ||
+        fail "too few RSS samples to judge (second quarter $c2, last quarter $c4): $report"
+    if ((q4 * 100 > q2 * 110)); then
+        awk 'NR % 10 == 1' "$samples" | head -n 60 >&2
+        fail "memory grew with the backlog (last quarter's peak over 1.10 x the second's): $report"
+    fi
 fi
 echo "PASS test_bounded_memory scale=$SOLARX_TEST_SCALE $report" \
     "produce_s=$((produced - started)) total_s=$((SECONDS - started))"

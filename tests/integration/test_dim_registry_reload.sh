@@ -24,13 +24,13 @@ home1_versions() {
               from solarx_wh.dim_home where home_id = 1 order by start_date"
 }
 
-# wait_log PATTERN COUNT: waits (10 s at most) until the current instance logged PATTERN COUNT
-# times.
+# wait_log PATTERN COUNT: waits until the current instance logged PATTERN COUNT times (60 s at
+# most: a loaded machine is slow, not wrong).
 wait_log() {
-    local deadline=$((SECONDS + 10))
+    local deadline=$((SECONDS + 60))
     until [[ $(service_log | grep -c -- "$1") -ge $2 ]]; do
         kill -0 "$SERVICE_PID" 2>/dev/null || fail "the service exited (waiting for $1)"
-        ((SECONDS < deadline)) || fail "no $1 (x$2) in the log within 10 s"
+        ((SECONDS < deadline)) || fail "no $1 (x$2) in the log within 60 s"
         sleep 0.1
     done
 }
@@ -60,9 +60,9 @@ mv "$APPLIANCES.new" "$APPLIANCES"
 hup_at=$(date +%s)
 kill -HUP "$SERVICE_PID"
 wait_log 'event=registry_reloaded' 1
-deadline=$((SECONDS + 5))
+deadline=$((SECONDS + 60))
 until [[ $(home1_versions "$db" | wc -l) -ge 2 ]]; do
-    ((SECONDS < deadline)) || fail "no new dim_home version within 5 s of SIGHUP"
+    ((SECONDS < deadline)) || fail "no new dim_home version within 60 s of SIGHUP"
     sleep 0.1
 done
 sleep 1 # and no more than one
@@ -130,7 +130,7 @@ dated_key=$(q "$db2" "select home_key from solarx_wh.dim_home where home_id = 1"
 assert_eq "$(q "$db2" "select max_consumption_power_wh::float8 from solarx_wh.dim_home")" 20 "dated version"
 sed -i 's/\[5, 20\]/[5, 25]/' "$DATED"
 kill -HUP "$SERVICE_PID"
-deadline=$((SECONDS + 20))
+deadline=$((SECONDS + 60))
 until [[ $(q "$db2" "select max_consumption_power_wh::float8 from solarx_wh.dim_home") == 25 ]]; do
     ((SECONDS < deadline)) || fail "dim_home kept the old rating of an entry edited in place: $(q "$db2" "select * from solarx_wh.dim_home")"
     sleep 0.2
