@@ -21,6 +21,45 @@ void metrics_observe_flush(struct metrics *m, double ms, uint64_t rows)
     observe(&m->flush_rows, rows_bounds, METRICS_ROWS_BUCKETS, (double)rows);
 }
 
+int64_t metrics_total_lag(const struct metrics_lag *lags, size_t n)
+{
+    int64_t total = -1;
+    for (size_t i = 0; i < n; i++)
+        if (lags[i].lag >= 0)
+            total = (total < 0 ? 0 : total) + lags[i].lag;
+    return total;
+}
+
+static unsigned long long sum_of(const uint64_t *values, int n)
+{
+    unsigned long long sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += values[i];
+    return sum;
+}
+
+void metrics_format_status(const struct metrics *m, int64_t total_lag, int64_t now, char *buf,
+                           size_t size)
+{
+    char lag[32], age[32];
+    if (total_lag >= 0)
+        snprintf(lag, sizeof(lag), "%lld", (long long)total_lag);
+    else
+        snprintf(lag, sizeof(lag), "unknown");
+    if (m->last_flush_unix > 0)
+        snprintf(age, sizeof(age), "%lld",
+                 (long long)(now > m->last_flush_unix ? now - m->last_flush_unix : 0));
+    else
+        snprintf(age, sizeof(age), "never");
+    snprintf(buf, size,
+             "STATUS=lag=%s last_flush_age_s=%s consumed=%llu merged=%llu duplicates=%llu "
+             "dead_letters=%llu flushes=%llu flush_failures=%llu",
+             lag, age, sum_of(m->consumed, READING_KIND_COUNT),
+             sum_of(m->merged, READING_KIND_COUNT), (unsigned long long)m->duplicates,
+             sum_of(m->dead_letters, DECODE_ERROR_COUNT), (unsigned long long)m->flushes,
+             (unsigned long long)m->flush_failures);
+}
+
 static void header(FILE *out, const char *name, const char *type, const char *help)
 {
     fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -77,6 +116,11 @@ void metrics_render(const struct metrics *m, const struct metrics_live *live, FI
     fprintf(out, "solarx_pending_readings %zu\n", live->pending_readings);
     header(out, "solarx_open_windows", "gauge", "Windows held in memory.");
     fprintf(out, "solarx_open_windows %zu\n", live->open_windows);
+    header(out, "solarx_last_flush_timestamp_seconds", "gauge",
+           "Unix time of the last committed flush (0: none yet).");
+    fprintf(out, "solarx_last_flush_timestamp_seconds %lld\n", (long long)m->last_flush_unix);
+    header(out, "solarx_healthy", "gauge", "1 when /healthz answers 200, 0 when 503.");
+    fprintf(out, "solarx_healthy %d\n", live->healthy);
     header(out, "solarx_postgres_connected", "gauge", "1 when the flush connection is up.");
     fprintf(out, "solarx_postgres_connected %d\n", live->postgres_connected);
     header(out, "solarx_consumption_paused", "gauge", "1 while backpressure pauses Kafka.");

@@ -176,6 +176,7 @@ static void flush_finished(struct service *s, enum flush_progress p)
     if (p == FLUSH_COMMITTED) {
         const struct flush_stats *st = flusher_stats(s->flusher);
         s->m.flushes++;
+        s->m.last_flush_unix = (int64_t)time(NULL);
         s->m.duplicates += st->duplicates;
         for (int k = 0; k < READING_KIND_COUNT; k++) {
             s->m.merged[k] += st->merged[k];
@@ -480,13 +481,12 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
 {
     struct service *s = arg;
     sd_notify(0, "WATCHDOG=1");
-    char status[256];
-    snprintf(status, sizeof(status),
-             "STATUS=consumed=%llu merged=%llu duplicates=%llu dead_letters=%llu flushes=%llu "
-             "flush_failures=%llu",
-             total(s->m.consumed, READING_KIND_COUNT), total(s->m.merged, READING_KIND_COUNT),
-             (unsigned long long)s->m.duplicates, total(s->m.dead_letters, DECODE_ERROR_COUNT),
-             (unsigned long long)s->m.flushes, (unsigned long long)s->m.flush_failures);
+    size_t lag_count = 0;
+    struct metrics_lag *lags = s->kc ? kafka_consumer_lags(s->kc, &lag_count) : NULL;
+    char status[320];
+    metrics_format_status(&s->m, lags ? metrics_total_lag(lags, lag_count) : -1,
+                          (int64_t)time(NULL), status, sizeof(status));
+    free(lags);
     sd_notify(0, status);
 }
 
@@ -506,6 +506,15 @@ static void reply(struct evhttp_request *req, int code, const char *reason, cons
     evbuffer_free(buf);
 }
 
+/* Why /healthz answers 503, or NULL when the service can make progress. */
+static const char *health_problem(const struct service *s)
+{
+    return s->stopping                 ? "stopping"
+           : !flusher_conn(s->flusher) ? "postgres unavailable"
+           : !s->ready                 ? "waiting for partitions"
+                                       : NULL;
+}
+
 static void on_metrics(struct evhttp_request *req, void *arg)
 {
     struct service *s = arg;
@@ -520,6 +529,7 @@ static void on_metrics(struct evhttp_request *req, void *arg)
         .postgres_connected = flusher_conn(s->flusher) != NULL,
         .paused = s->kc && kafka_consumer_held(s->kc),
         .assigned_partitions = s->kc ? kafka_consumer_assigned(s->kc) : 0,
+        .healthy = health_problem(s) == NULL,
         .lags = lags,
         .lag_count = lag_count,
         .topics = topics,
@@ -543,10 +553,7 @@ static void on_metrics(struct evhttp_request *req, void *arg)
 static void on_healthz(struct evhttp_request *req, void *arg)
 {
     struct service *s = arg;
-    const char *problem = s->stopping                 ? "stopping"
-                          : !flusher_conn(s->flusher) ? "postgres unavailable"
-                          : !s->ready                 ? "waiting for partitions"
-                                                      : NULL;
+    const char *problem = health_problem(s);
     char body[128];
     int n = snprintf(body, sizeof(body), "%s\n", problem ? problem : "ok");
     reply(req, problem ? 503 : HTTP_OK, problem ? "Service Unavailable" : "OK", "text/plain", body,

@@ -32,6 +32,7 @@ struct metrics {
     uint64_t raw_rows[READING_KIND_COUNT];
     struct metrics_histogram flush_ms;
     struct metrics_histogram flush_rows;
+    int64_t last_flush_unix; /* wall clock (s) of the last committed flush; 0: none yet */
 };
 
 /* A partition's lag, for the gauges. */
@@ -48,12 +49,22 @@ struct metrics_live {
     int postgres_connected;  /* 0/1 */
     int paused;              /* 0/1: backpressure */
     int assigned_partitions;
+    int healthy; /* 0/1: what /healthz answers (200 = 1) */
     const struct metrics_lag *lags;
     size_t lag_count;
     const char *const *topics; /* names by enum reading_kind */
 };
 
 void metrics_observe_flush(struct metrics *m, double ms, uint64_t rows);
+
+/* Sum of the known lags (lag >= 0) of n partitions; -1 when none is known. */
+int64_t metrics_total_lag(const struct metrics_lag *lags, size_t n);
+
+/* Writes the systemd STATUS= line ("STATUS=lag=N last_flush_age_s=N consumed=N ...") to buf:
+ * total_lag from metrics_total_lag ("unknown" when -1), the age of m's last flush at now
+ * (wall-clock seconds; "never" before the first one), then the counters. Truncated to size. */
+void metrics_format_status(const struct metrics *m, int64_t total_lag, int64_t now, char *buf,
+                           size_t size);
 
 /* Writes the Prometheus text exposition of m and live to out. */
 void metrics_render(const struct metrics *m, const struct metrics_live *live, FILE *out);

@@ -64,3 +64,38 @@ Test(metrics, histograms_are_cumulative)
     cr_assert(strstr(text, "solarx_flush_readings_bucket{le=\"1e+06\"} 2\n"));
     free(text);
 }
+
+Test(metrics, health_and_last_flush_gauges)
+{
+    struct metrics m = {.last_flush_unix = 1700000000};
+    struct metrics_live live = {.healthy = 1, .topics = topics};
+    char *text = render(&m, &live);
+    cr_assert(strstr(text, "solarx_last_flush_timestamp_seconds 1700000000\n"), "%s", text);
+    cr_assert(strstr(text, "solarx_healthy 1\n"));
+    cr_assert(strstr(text, "# TYPE solarx_healthy gauge\n"));
+    free(text);
+}
+
+Test(metrics, total_lag_sums_the_known_partitions)
+{
+    struct metrics_lag lags[] = {{"a", 0, 41}, {"a", 1, -1}, {"b", 0, 1}};
+    cr_assert_eq(metrics_total_lag(lags, 3), 42);
+    cr_assert_eq(metrics_total_lag(lags + 1, 1), -1, "nothing known");
+    cr_assert_eq(metrics_total_lag(NULL, 0), -1, "no partitions");
+}
+
+Test(metrics, status_line_carries_lag_and_last_flush_age)
+{
+    struct metrics m = {.flushes = 3, .last_flush_unix = 1000};
+    m.consumed[READING_HOME] = 10;
+    m.consumed[READING_SOLAR] = 5;
+    m.merged[READING_HOME] = 9;
+    m.dead_letters[DECODE_BAD_TIMESTAMP] = 1;
+    char buf[320];
+    metrics_format_status(&m, 42, 1007, buf, sizeof(buf));
+    cr_assert_str_eq(buf, "STATUS=lag=42 last_flush_age_s=7 consumed=15 merged=9 duplicates=0 "
+                          "dead_letters=1 flushes=3 flush_failures=0");
+    struct metrics fresh = {0};
+    metrics_format_status(&fresh, -1, 1007, buf, sizeof(buf));
+    cr_assert(strncmp(buf, "STATUS=lag=unknown last_flush_age_s=never ", 42) == 0, "%s", buf);
+}
