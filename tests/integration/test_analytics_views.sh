@@ -231,4 +231,20 @@ v_energy_balance.grid_import_wh numeric(28,6)
 v_energy_balance.self_sufficiency numeric(7,6)
 ROWS
 
+# Every SQL query of the Grafana dashboard runs on this warehouse (Grafana's macros expanded as
+# Grafana would for home 1 and a time range around the fixture) and returns rows.
+dashboard=$SOLARX_SOURCE_DIR/docker/grafana/dashboards/solarx-stream.json
+queries=$(jq -c '[.. | objects | (.rawSql? // empty)] + [.templating.list[].query]' "$dashboard")
+n=$(jq length <<<"$queries")
+for ((i = 0; i < n; i++)); do
+    query=$(jq -r ".[$i]" <<<"$queries")
+    query=${query//\$home/1}
+    query=$(sed -E "s/\\\$__timeFilter\(([^()]*(\([^()]*\))?[^()]*)\)/(\1 BETWEEN '2025-02-01T00:00:00Z' AND '2025-05-01T00:00:00Z')/g" <<<"$query")
+    rows=$(q "$db" "select count(*) from ($query) dashboard_query") ||
+        fail "dashboard query failed: $query"
+    ((rows > 0)) || fail "dashboard query returned no rows on the fixture: $query"
+done
+((n >= 6)) || fail "only $n dashboard queries found"
+echo "ok: the dashboard's $n SQL queries run on the fixture"
+
 echo "PASS: analytics views equal the hand-computed fixture"

@@ -159,9 +159,10 @@ static yaml_node_t *map_value_at(yaml_document_t *doc, yaml_node_t *map, size_t 
 /* --- compose checks -------------------------------------------------------------------------- */
 
 /* Services the compose file promises, and which of them must say how they are healthy. */
-static const char *const required_services[] = {"kafka", "postgres", "migrate", "solarx-stream",
-                                                "simulator"};
-static const char *const healthchecked_services[] = {"kafka", "postgres", "solarx-stream"};
+static const char *const required_services[] = {
+    "kafka", "postgres", "migrate", "solarx-stream", "simulator", "prometheus", "grafana"};
+static const char *const healthchecked_services[] = {"kafka", "postgres", "solarx-stream",
+                                                     "prometheus", "grafana"};
 
 static bool has_healthcheck(yaml_document_t *doc, yaml_node_t *service)
 {
@@ -663,6 +664,117 @@ Test(docker_files, dockerfile_copies_existing_paths_and_named_binaries_are_targe
     cr_expect(has_name(names, count, "solarx-sim"), "the image must ship solarx-sim");
     check_targets(SOLARX_SOURCE_DIR, names, count, &p);
     report(&p, "Dockerfile");
+}
+
+/* The container path SERVICE's volume mounts from a host file (relative to compose_dir) into
+ * OUT; false when no volume of SERVICE mounts container path TARGET. */
+static bool host_file_of_mount(yaml_document_t *doc, const char *service, const char *target,
+                               char *out, size_t size)
+{
+    yaml_node_t *services = map_get(doc, yaml_document_get_root_node(doc), "services");
+    yaml_node_t *volumes = map_get(doc, map_get(doc, services, service), "volumes");
+    for (size_t j = 0; j < seq_len(volumes); j++) {
+        const char *spec = scalar(seq_at(doc, volumes, j));
+        const char *colon = spec ? strchr(spec, ':') : NULL;
+        if (!colon)
+            continue;
+        size_t tlen = strcspn(colon + 1, ":");
+        size_t want = strlen(target);
+        /* TARGET itself, or a file under a mounted directory */
+        if (strncmp(colon + 1, target, tlen) == 0 &&
+            (tlen == want || (want > tlen && target[tlen] == '/'))) {
+            snprintf(out, size, "%s/%.*s%s", DOCKER_DIR, (int)(colon - spec), spec, target + tlen);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Prometheus scrapes the solarx-stream service on the port docker/solarx-stream.conf listens on,
+ * and loads rule files the compose file mounts from the repository. */
+static void check_prometheus(yaml_document_t *compose, struct problems *p)
+{
+    yaml_document_t prom;
+    char err[512], path[PATH_MAX];
+    if (!host_file_of_mount(compose, "prometheus", "/etc/prometheus/prometheus.yml", path,
+                            sizeof(path))) {
+        problem(p, "prometheus: no volume mounts /etc/prometheus/prometheus.yml");
+        return;
+    }
+    if (!load_yaml(path, &prom, err, sizeof(err))) {
+        problem(p, "prometheus: %s", err);
+        return;
+    }
+    yaml_node_t *root = yaml_document_get_root_node(&prom);
+    yaml_node_t *job = seq_at(&prom, map_get(&prom, root, "scrape_configs"), 0);
+    yaml_node_t *sc = seq_at(&prom, map_get(&prom, job, "static_configs"), 0);
+    const char *target = scalar(seq_at(&prom, map_get(&prom, sc, "targets"), 0));
+    char *conf = read_text(DOCKER_DIR "/solarx-stream.conf");
+    const char *listen = conf ? strstr(conf, "\nhttp_listen") : NULL;
+    const char *port = listen ? strchr(listen, ':') : NULL;
+    char want[64] = "";
+    if (port)
+        snprintf(want, sizeof(want), "solarx-stream:%.*s", (int)strspn(port + 1, "0123456789"),
+                 port + 1);
+    if (!target || !want[0] || strcmp(target, want) != 0)
+        problem(p, "prometheus: scrape target %s, expected %s (docker/solarx-stream.conf)",
+                target ? target : "(none)", want[0] ? want : "(no http_listen port)");
+    const char *job_name = scalar(map_get(&prom, job, "job_name"));
+    if (!job_name || strcmp(job_name, "solarx-stream") != 0)
+        problem(p, "prometheus: the job must be named solarx-stream (alerts.yml uses it)");
+    yaml_node_t *rules = map_get(&prom, root, "rule_files");
+    if (seq_len(rules) == 0)
+        problem(p, "prometheus: no rule_files");
+    for (size_t i = 0; i < seq_len(rules); i++) {
+        const char *rule = scalar(seq_at(&prom, rules, i));
+        if (!rule || !host_file_of_mount(compose, "prometheus", rule, path, sizeof(path)) ||
+            !path_exists(path))
+            problem(p, "prometheus: rule file %s is not mounted from the repository",
+                    rule ? rule : "?");
+    }
+    free(conf);
+    yaml_document_delete(&prom);
+}
+
+/* Grafana's provisioning and dashboards are mounted from the repository, and the dashboard
+ * provider reads the directory the dashboards are mounted at. */
+static void check_grafana(yaml_document_t *compose, struct problems *p)
+{
+    yaml_document_t prov;
+    char err[512], path[PATH_MAX];
+    static const char *const provisioned[] = {
+        "/etc/grafana/provisioning/datasources/solarx.yaml",
+        "/etc/grafana/provisioning/dashboards/solarx.yaml",
+    };
+    for (size_t i = 0; i < sizeof(provisioned) / sizeof(provisioned[0]); i++)
+        if (!host_file_of_mount(compose, "grafana", provisioned[i], path, sizeof(path)) ||
+            !path_exists(path))
+            problem(p, "grafana: %s is not mounted from the repository", provisioned[i]);
+    if (!host_file_of_mount(compose, "grafana", provisioned[1], path, sizeof(path)) ||
+        !load_yaml(path, &prov, err, sizeof(err)))
+        return;
+    yaml_node_t *provider =
+        seq_at(&prov, map_get(&prov, yaml_document_get_root_node(&prov), "providers"), 0);
+    const char *dir = scalar(map_get(&prov, map_get(&prov, provider, "options"), "path"));
+    char dashboard[PATH_MAX];
+    snprintf(dashboard, sizeof(dashboard), "%s/solarx-stream.json", dir ? dir : "?");
+    if (!host_file_of_mount(compose, "grafana", dashboard, path, sizeof(path)) ||
+        !path_exists(path))
+        problem(p, "grafana: the provider reads %s, where solarx-stream.json is not mounted",
+                dir ? dir : "(no path)");
+    yaml_document_delete(&prov);
+}
+
+Test(docker_files, prometheus_and_grafana_are_wired)
+{
+    yaml_document_t doc;
+    char err[512];
+    struct problems p = {0};
+    cr_assert(load_yaml(DOCKER_DIR "/compose.yaml", &doc, err, sizeof(err)), "%s", err);
+    check_prometheus(&doc, &p);
+    check_grafana(&doc, &p);
+    yaml_document_delete(&doc);
+    report(&p, "prometheus and grafana");
 }
 
 /* --- the checks themselves catch mistakes ---------------------------------------------------- */
