@@ -239,12 +239,17 @@ static void walk_alerts(const char *path, struct names *metrics, struct names *a
     fclose(f);
 }
 
-static int unknown(const struct names *used, const struct names *known, const char *what)
+/* How many names of USED are not in KNOWN; their list goes to LIST ("a b c"). */
+static int unknown(const struct names *used, const struct names *known, char *list, size_t size)
 {
     int missing = 0;
+    size_t at = 0;
+    list[0] = '\0';
     for (size_t i = 0; i < used->count; i++)
         if (!names_has(known, used->name[i])) {
-            cr_log_error("%s %s is not known", what, used->name[i]);
+            int n = snprintf(list + at, size - at, "%s%s", at ? " " : "", used->name[i]);
+            if (n > 0 && (size_t)n < size - at)
+                at += (size_t)n;
             missing++;
         }
     return missing;
@@ -265,10 +270,11 @@ Test(dashboards, dashboard_metrics_are_exported_and_views_exist)
                   used_metrics.count);
     cr_assert_geq(used_relations.count, 5, "the dashboard queries only %zu views",
                   used_relations.count);
-    cr_expect_eq(unknown(&used_metrics, &exported, "dashboard metric"), 0,
-                 "the dashboard references metrics the service does not export");
-    cr_expect_eq(unknown(&used_relations, &relations, "dashboard relation"), 0,
-                 "the dashboard queries relations no migration creates");
+    char list[2048];
+    cr_expect_eq(unknown(&used_metrics, &exported, list, sizeof(list)), 0,
+                 "the dashboard references metrics the service does not export: %s", list);
+    cr_expect_eq(unknown(&used_relations, &relations, list, sizeof(list)), 0,
+                 "the dashboard queries relations no migration creates: %s", list);
 }
 
 Test(dashboards, alert_rules_reference_exported_metrics)
@@ -277,8 +283,9 @@ Test(dashboards, alert_rules_reference_exported_metrics)
     exported_metrics(&exported);
     walk_alerts(ALERTS, &used, &alerts);
     cr_assert_geq(used.count, 5, "the rules reference only %zu metrics", used.count);
-    cr_expect_eq(unknown(&used, &exported, "alert metric"), 0,
-                 "an alert rule references a metric the service does not export");
+    char list[2048];
+    cr_expect_eq(unknown(&used, &exported, list, sizeof(list)), 0,
+                 "alert rules reference metrics the service does not export: %s", list);
     static const char *const promised[] = {"SolarxLagGrowing", "SolarxNoFlush",
                                            "SolarxDeadLettersRising", "SolarxUnhealthy"};
     for (size_t i = 0; i < sizeof(promised) / sizeof(promised[0]); i++)
@@ -297,12 +304,15 @@ Test(dashboards_selftest, unknown_metrics_and_relations_are_caught)
                    "/ solarx_nope_total",
                    &used);
     cr_assert_eq(used.count, 2, "label values are not metric names");
-    cr_assert_eq(unknown(&used, &exported, "metric"), 1);
+    char list[256];
+    cr_assert_eq(unknown(&used, &exported, list, sizeof(list)), 1);
+    cr_assert_str_eq(list, "solarx_nope_total");
 
     migrated_relations(SOLARX_SOURCE_DIR "/migrations", &relations);
     cr_assert(names_has(&relations, "solarx_wh.v_energy_balance"));
     cr_assert(names_has(&relations, "solarx_wh.fact_home_power_readings"));
     sql_relations("SELECT * FROM solarx_wh.v_energy_balance JOIN solarx_wh.v_gone USING (x)",
                   &rels);
-    cr_assert_eq(unknown(&rels, &relations, "relation"), 1);
+    cr_assert_eq(unknown(&rels, &relations, list, sizeof(list)), 1);
+    cr_assert_str_eq(list, "solarx_wh.v_gone");
 }
