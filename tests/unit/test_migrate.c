@@ -168,7 +168,9 @@ Test(migrate, the_shipped_migrations_scan_in_order)
     cr_assert_eq(migrate_scan_dir(SOLARX_SOURCE_DIR "/migrations", &set, err, sizeof(err)), 0, "%s",
                  err);
     cr_assert_geq(set.count, 4);
-    for (size_t i = 0; i < set.count; i++)
-        cr_assert_eq(set.items[i].version, (int)i + 1, "versions are 1..N without gaps");
+    /* Numbers are allocated to branches ahead of time, so a gap can exist until they all land. */
+    cr_assert_eq(set.items[0].version, 1);
+    for (size_t i = 1; i < set.count; i++)
+        cr_assert_gt(set.items[i].version, set.items[i - 1].version, "versions increase");
     migrate_set_free(&set);
 }
