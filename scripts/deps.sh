@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
     build-essential cmake ninja-build pkg-config
     librdkafka-dev libevent-dev libjansson-dev libpq-dev libinih-dev uthash-dev libsystemd-dev
-    libssl-dev
+    libssl-dev zlib1g-dev
     libcriterion-dev libyaml-dev
     postgresql-15 postgresql-client-15
     clang-format tzdata procps jq curl

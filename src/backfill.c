@@ -2,20 +2,27 @@
  * at a time (no event loop: a one-shot command), then exit. */
 #include "solarx/backfill.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <zlib.h>
 
+#include "solarx/archive.h"
 #include "solarx/batch.h"
 #include "solarx/clock.h"
 #include "solarx/db.h"
 #include "solarx/decode.h"
+#include "solarx/dumpname.h"
 #include "solarx/flush.h"
 #include "solarx/kafka.h"
 #include "solarx/log.h"
+#include "solarx/progress.h"
+#include "solarx/registry.h"
 
 #define FLUSH_ATTEMPTS 6
 #define REPLAY_IDLE_TIMEOUT_MS 60000
@@ -27,12 +34,17 @@ struct sink {
     struct decode_config decode;
     struct flusher *flusher;
     struct batch *batch;
+    struct registry *registry; /* the flusher's, from the same files as `run` */
+    struct archiver *archiver; /* raw_archive_dir set: archives, then drops, old partitions */
+    bool flush_lines_debug;    /* a live progress line is on the terminal */
     struct backfill_result *result;
 };
 
 static void sink_close(struct sink *k)
 {
     flusher_destroy(k->flusher);
+    archiver_destroy(k->archiver);
+    registry_destroy(k->registry);
     batch_destroy(k->batch);
     clock_zone_destroy(k->zone);
 }
@@ -49,8 +61,9 @@ static bool sink_connect(struct sink *k, char *errstr, size_t errstr_size)
     return true;
 }
 
-/* No registry: home and panel versions are read from the warehouse (the service maintains them);
- * battery versions follow the readings as in the service. No offsets are stored. */
+/* The registries of the configuration, as `run` loads them, so a warehouse built by backfills
+ * alone has the same dim_home / dim_solar_panel rows and fact keys; battery versions follow the
+ * readings as in the service. No offsets are stored. */
 static bool sink_open(struct sink *k, const struct config *cfg, struct backfill_result *result,
                       char *errstr, size_t errstr_size)
 {
@@ -67,13 +80,29 @@ static bool sink_open(struct sink *k, const struct config *cfg, struct backfill_
         snprintf(errstr, errstr_size, "out of memory");
         return false;
     }
+    k->registry = registry_load_configured(cfg, k->zone, (int64_t)time(NULL), errstr, errstr_size);
+    if (!k->registry)
+        return false;
+    flusher_set_registry(k->flusher, k->registry);
+    if (cfg->raw_archive_dir[0] && !(k->archiver = archiver_new(cfg, errstr, errstr_size)))
+        return false;
     return sink_connect(k, errstr, errstr_size);
+}
+
+/* A one-shot command may block: the raw days the flush put behind the retention horizon are
+ * archived (and only then dropped) right away, on the archiver's own connection. */
+static bool sink_archive(struct sink *k, char *errstr, size_t errstr_size)
+{
+    if (!k->archiver)
+        return true;
+    return archiver_run(k->archiver, flusher_raw_horizon(k->flusher), NULL, errstr, errstr_size) >=
+           0;
 }
 
 /* Writes the batch; retries a failed transaction on a new connection with backoff. */
 static bool sink_flush(struct sink *k, char *errstr, size_t errstr_size)
 {
-    if (batch_is_empty(k->batch))
+    if (batch_is_empty(k->batch) && !flusher_registry_dirty(k->flusher))
         return true;
     int delay_ms = 200;
     for (int attempt = 1;; attempt++) {
@@ -98,11 +127,12 @@ static bool sink_flush(struct sink *k, char *errstr, size_t errstr_size)
     k->result->merged += st->accepted;
     k->result->duplicates += st->duplicates;
     k->result->flushes++;
-    log_info("event=flush_committed readings=%zu merged=%zu duplicates=%zu dead_letters=%zu "
-             "ms=%.1f",
-             st->readings, st->accepted, st->duplicates, st->dead_letters, st->elapsed_ms);
+    log_write(k->flush_lines_debug ? CONFIG_LOG_DEBUG : CONFIG_LOG_INFO,
+              "event=flush_committed readings=%zu merged=%zu duplicates=%zu dead_letters=%zu "
+              "ms=%.1f",
+              st->readings, st->accepted, st->duplicates, st->dead_letters, st->elapsed_ms);
     batch_clear(k->batch);
-    return true;
+    return sink_archive(k, errstr, errstr_size);
 }
 
 static bool sink_add(struct sink *k, enum reading_kind kind, int32_t partition, int64_t offset,
@@ -138,24 +168,231 @@ static int topic_kind(const struct config *cfg, const char *name)
     return -1;
 }
 
-/* The topic a dump file holds, from its name: ".../battery_data.jsonl" -> battery_data. */
-static int file_kind(const struct config *cfg, const char *path)
+/* One dump file of an ingest: where it is, what its name says, the topic it is read as. */
+struct dump_file {
+    struct dumpname_file named; /* first: dumpname_compare sorts these */
+    char *path;                 /* owned; named.path points here */
+    int kind;                   /* enum reading_kind */
+    uint64_t size;              /* bytes on disk (compressed for .gz) */
+};
+
+struct dump_list {
+    struct dump_file *files;
+    size_t count, cap;
+    uint64_t total_bytes;
+};
+
+static void dump_list_free(struct dump_list *l)
 {
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    char name[256];
-    snprintf(name, sizeof(name), "%s", base);
-    char *dot = strrchr(name, '.');
-    if (dot && (!strcmp(dot, ".jsonl") || !strcmp(dot, ".json") || !strcmp(dot, ".txt")))
-        *dot = '\0';
-    return topic_kind(cfg, name);
+    for (size_t i = 0; i < l->count; i++)
+        free(l->files[i].path);
+    free(l->files);
+}
+
+static bool dump_list_add(struct dump_list *l, const char *path, const struct dumpname *name,
+                          int kind, uint64_t size, char *errstr, size_t errstr_size)
+{
+    if (l->count == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 16;
+        struct dump_file *grown = realloc(l->files, cap * sizeof(*grown));
+        if (!grown) {
+            snprintf(errstr, errstr_size, "out of memory");
+            return false;
+        }
+        l->files = grown;
+        l->cap = cap;
+    }
+    struct dump_file *f = &l->files[l->count];
+    if (!(f->path = strdup(path))) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return false;
+    }
+    f->named = (struct dumpname_file){f->path, *name};
+    f->kind = kind;
+    f->size = size;
+    l->count++;
+    l->total_bytes += size;
+    return true;
+}
+
+/* The topic a file is read as: the [topics] name its file name gives, else --topic (forced),
+ * else -1. */
+static int dump_kind(const struct config *cfg, const struct dumpname *name, int forced)
+{
+    int kind = name->form != DUMPNAME_UNKNOWN ? topic_kind(cfg, name->topic) : -1;
+    return kind >= 0 ? kind : forced;
+}
+
+/* The dump files directly inside dir (not below): those whose name gives a [topics] name. Other
+ * entries are skipped with a log line; hidden files silently. */
+static bool collect_directory(const struct config *cfg, const char *dir, struct dump_list *l,
+                              char *errstr, size_t errstr_size)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        snprintf(errstr, errstr_size, "ingest: %s: %s", dir, strerror(errno));
+        return false;
+    }
+    bool ok = true;
+    struct dirent *e;
+    while (ok && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[4096];
+        struct stat st;
+        struct dumpname name;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        int kind = dumpname_parse(path, &name) ? topic_kind(cfg, name.topic) : -1;
+        if (kind < 0) {
+            log_info("event=ingest_skipped file=%s reason=%s", path,
+                     name.form == DUMPNAME_UNKNOWN ? "not_a_dump_name" : "topic_not_configured");
+            continue;
+        }
+        ok = dump_list_add(l, path, &name, kind, (uint64_t)st.st_size, errstr, errstr_size);
+    }
+    closedir(d);
+    return ok;
+}
+
+static int compare_dump_files(const void *a, const void *b)
+{
+    return dumpname_compare(&((const struct dump_file *)a)->named,
+                            &((const struct dump_file *)b)->named);
+}
+
+/* Every file to ingest, in the order they are read: by date (undated first), topic, path; a file
+ * named twice is read once. */
+static bool collect_dumps(const struct config *cfg, char *const *args, size_t arg_count, int forced,
+                          struct dump_list *l, char *errstr, size_t errstr_size)
+{
+    for (size_t i = 0; i < arg_count; i++) {
+        struct stat st;
+        if (stat(args[i], &st) != 0) {
+            snprintf(errstr, errstr_size, "ingest: %s: %s", args[i], strerror(errno));
+            return false;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            if (!collect_directory(cfg, args[i], l, errstr, errstr_size))
+                return false;
+            continue;
+        }
+        struct dumpname name;
+        dumpname_parse(args[i], &name);
+        int kind = dump_kind(cfg, &name, forced);
+        if (kind < 0) {
+            snprintf(errstr, errstr_size,
+                     "ingest: %s: cannot tell its topic from the name (expected "
+                     "kafka_log_<topic>_<YYYY-MM-DD>.log[.gz] or <topic>.jsonl[.gz] with <topic> "
+                     "one of %s, %s, %s); give --topic",
+                     args[i], cfg->topic[0], cfg->topic[1], cfg->topic[2]);
+            return false;
+        }
+        if (!dump_list_add(l, args[i], &name, kind, (uint64_t)st.st_size, errstr, errstr_size))
+            return false;
+    }
+    qsort(l->files, l->count, sizeof(*l->files), compare_dump_files);
+    size_t kept = 0;
+    for (size_t i = 0; i < l->count; i++) {
+        if (kept > 0 && strcmp(l->files[kept - 1].path, l->files[i].path) == 0) {
+            l->total_bytes -= l->files[i].size;
+            free(l->files[i].path);
+            continue;
+        }
+        l->files[kept++] = l->files[i];
+    }
+    l->count = kept;
+    return true;
+}
+
+/* Reads one line (without its "\n") into *buf, growing it. Returns 1, 0 at the end of the file,
+ * -1 on a read or decompression error. A last line without a newline is still a line. */
+static int read_dump_line(gzFile f, char **buf, size_t *cap, size_t *len)
+{
+    size_t n = 0;
+    for (;;) {
+        if (*cap - n < 2) {
+            size_t grown_cap = *cap ? 2 * *cap : 65536;
+            char *grown = realloc(*buf, grown_cap);
+            if (!grown)
+                return -1;
+            *buf = grown;
+            *cap = grown_cap;
+        }
+        if (!gzgets(f, *buf + n, (int)(*cap - n))) {
+            int err;
+            gzerror(f, &err);
+            if (err != Z_OK)
+                return -1;
+            if (n == 0)
+                return 0;
+            break; /* the file ended after a piece of a long line */
+        }
+        size_t got = strlen(*buf + n);
+        n += got;
+        if (n > 0 && (*buf)[n - 1] == '\n')
+            break;
+        if (n < *cap - 1)
+            break; /* not full, no newline: the last line of the file */
+    }
+    if (n > 0 && (*buf)[n - 1] == '\n')
+        n--;
+    if (n > 0 && (*buf)[n - 1] == '\r')
+        n--;
+    (*buf)[n] = '\0';
+    *len = n;
+    return 1;
+}
+
+/* Reads one dump file (plain or gzip'd: zlib reads both) into the sink, a message per line. */
+static bool ingest_file(struct sink *k, const struct dump_file *df, struct progress *progress,
+                        uint64_t bytes_before, char **line, size_t *cap, char *errstr,
+                        size_t errstr_size)
+{
+    gzFile f = gzopen(df->path, "rb");
+    if (!f) {
+        snprintf(errstr, errstr_size, "ingest: %s: %s", df->path,
+                 errno ? strerror(errno) : "cannot open");
+        return false;
+    }
+    gzbuffer(f, 1 << 18);
+    batch_set_source(k->batch, df->path);
+    int64_t line_no = 0;
+    size_t len;
+    int got;
+    bool ok = true;
+    while (ok && (got = read_dump_line(f, line, cap, &len)) > 0) {
+        line_no++;
+        if (len > 0)
+            ok = sink_add(k, (enum reading_kind)df->kind, -1, line_no, NULL, 0, *line, len, errstr,
+                          errstr_size);
+        progress_update(progress, bytes_before + (uint64_t)gzoffset(f));
+    }
+    if (ok && got < 0) {
+        int err;
+        const char *msg = gzerror(f, &err);
+        snprintf(errstr, errstr_size, "ingest: %s: read error after line %lld: %s", df->path,
+                 (long long)line_no, err == Z_ERRNO ? strerror(errno) : msg);
+        ok = false;
+    }
+    gzclose(f);
+    /* One file's dead letters, one source. */
+    if (!ok || !sink_flush(k, errstr, errstr_size))
+        return false;
+    log_write(k->flush_lines_debug ? CONFIG_LOG_DEBUG : CONFIG_LOG_INFO,
+              "event=file_ingested file=%s lines=%lld topic=%s", df->path, (long long)line_no,
+              k->cfg->topic[df->kind]);
+    return true;
 }
 
 int backfill_ingest(const struct config *cfg, char *const *files, size_t file_count,
                     const char *topic, struct backfill_result *result, char *errstr,
                     size_t errstr_size)
 {
-    struct sink k;
+    struct sink k = {0};
+    struct dump_list dumps = {0};
+    struct progress progress;
     int rc = -1;
     char *line = NULL;
     size_t cap = 0;
@@ -166,54 +403,33 @@ int backfill_ingest(const struct config *cfg, char *const *files, size_t file_co
                  topic, cfg->topic[0], cfg->topic[1], cfg->topic[2]);
         return -1;
     }
-    for (size_t i = 0; i < file_count && forced < 0; i++) {
-        if (file_kind(cfg, files[i]) < 0) {
-            snprintf(errstr, errstr_size,
-                     "ingest: %s: cannot tell its topic from the name (expected one of %s, %s, "
-                     "%s with .jsonl); give --topic",
-                     files[i], cfg->topic[0], cfg->topic[1], cfg->topic[2]);
-            return -1;
-        }
+    if (!collect_dumps(cfg, files, file_count, forced, &dumps, errstr, errstr_size))
+        goto out;
+    if (dumps.count == 0) {
+        snprintf(errstr, errstr_size, "ingest: no dump file found in the paths given");
+        goto out;
     }
     if (!sink_open(&k, cfg, result, errstr, errstr_size))
         goto out;
-    for (size_t i = 0; i < file_count; i++) {
-        int kind = forced >= 0 ? forced : file_kind(cfg, files[i]);
-        FILE *f = fopen(files[i], "r");
-        if (!f) {
-            snprintf(errstr, errstr_size, "ingest: %s: %s", files[i], strerror(errno));
+    log_info("event=ingest_start files=%zu bytes=%llu", dumps.count,
+             (unsigned long long)dumps.total_bytes);
+    progress_start(&progress, "ingest", PROGRESS_BYTES, dumps.total_bytes,
+                   cfg->progress_interval_ms);
+    k.flush_lines_debug = progress.terminal;
+    uint64_t bytes_before = 0;
+    for (size_t i = 0; i < dumps.count; i++) {
+        if (!ingest_file(&k, &dumps.files[i], &progress, bytes_before, &line, &cap, errstr,
+                         errstr_size)) {
+            progress_finish(&progress, bytes_before);
             goto out;
         }
-        batch_set_source(k.batch, files[i]);
-        ssize_t len;
-        int64_t line_no = 0;
-        bool ok = true;
-        while (ok && (len = getline(&line, &cap, f)) >= 0) {
-            line_no++;
-            while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-                line[--len] = '\0';
-            if (len == 0)
-                continue;
-            ok = sink_add(&k, (enum reading_kind)kind, -1, line_no, NULL, 0, line, (size_t)len,
-                          errstr, errstr_size);
-        }
-        bool read_error = ferror(f);
-        fclose(f);
-        if (!ok)
-            goto out;
-        if (read_error) {
-            snprintf(errstr, errstr_size, "ingest: %s: read error after line %lld", files[i],
-                     (long long)line_no);
-            goto out;
-        }
-        if (!sink_flush(&k, errstr, errstr_size)) /* one file's dead letters, one source */
-            goto out;
-        log_info("event=file_ingested file=%s lines=%lld topic=%s", files[i], (long long)line_no,
-                 cfg->topic[kind]);
+        bytes_before += dumps.files[i].size;
     }
+    progress_finish(&progress, bytes_before);
     rc = 0;
 out:
     free(line);
+    dump_list_free(&dumps);
     sink_close(&k);
     return rc;
 }
@@ -223,6 +439,7 @@ struct replay_plan {
     rd_kafka_topic_partition_list_t *assignment; /* .offset = start */
     int64_t *end;
     bool *done;
+    uint64_t total; /* messages between the starts and the ends: the progress' 100% */
 };
 
 static bool plan_replay(rd_kafka_t *rk, const struct config *cfg,
@@ -293,6 +510,8 @@ static bool plan_replay(rd_kafka_t *rk, const struct config *cfg,
                         : tp->offset == RD_KAFKA_OFFSET_END     ? high
                                                                 : tp->offset;
         plan->done[i] = start >= high; /* nothing to read there */
+        if (start < high)
+            plan->total += (uint64_t)(high - (start > low ? start : low));
         log_info("event=replay_partition topic=%s partition=%d from=%lld to=%lld", tp->topic,
                  (int)tp->partition, (long long)start, (long long)high);
     }
@@ -340,15 +559,21 @@ int backfill_replay(const struct config *cfg, const struct backfill_replay_optio
     int remaining = 0;
     for (int i = 0; i < plan.assignment->cnt; i++)
         remaining += !plan.done[i];
+    struct progress progress;
+    progress_start(&progress, "replay", PROGRESS_MESSAGES, plan.total, cfg->progress_interval_ms);
+    k.flush_lines_debug = progress.terminal;
+    uint64_t replayed = 0;
     int idle_ms = 0;
     while (remaining > 0) {
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(rk, 500);
+        progress_update(&progress, replayed);
         if (!msg) {
             idle_ms += 500;
             if (idle_ms >= REPLAY_IDLE_TIMEOUT_MS) {
                 snprintf(errstr, errstr_size,
                          "replay: no message for %d s with %d partition(s) not at their end",
                          REPLAY_IDLE_TIMEOUT_MS / 1000, remaining);
+                progress_finish(&progress, replayed);
                 goto out;
             }
             continue;
@@ -369,6 +594,7 @@ int backfill_replay(const struct config *cfg, const struct backfill_replay_optio
         bool ok = true;
         if (i < plan.assignment->cnt && !plan.done[i] && msg->offset < plan.end[i]) {
             const char *payload = msg->payload ? msg->payload : "";
+            replayed++;
             ok =
                 sink_add(&k, (enum reading_kind)topic_kind(cfg, topic), msg->partition, msg->offset,
                          msg->key, msg->key_len, payload, msg->len, errstr, errstr_size);
@@ -378,9 +604,12 @@ int backfill_replay(const struct config *cfg, const struct backfill_replay_optio
             }
         }
         rd_kafka_message_destroy(msg);
-        if (!ok)
+        if (!ok) {
+            progress_finish(&progress, replayed);
             goto out;
+        }
     }
+    progress_finish(&progress, replayed);
     if (!sink_flush(&k, errstr, errstr_size))
         goto out;
     rc = 0;

@@ -44,6 +44,8 @@ static const struct key_spec key_specs[] = {
     STR("solarx", "http_listen", http_listen),
     STR("solarx", "appliances_file", appliances_file),
     STR("solarx", "panels_file", panels_file),
+    STR("solarx", "raw_archive_dir", raw_archive_dir),
+    INT("solarx", "progress_interval_ms", progress_interval_ms, 100, 3600000),
     STR("solarx", "migrations_dir", migrations_dir),
     {"solarx", "migrate_on_start", KEY_BOOL, offsetof(struct config, migrate_on_start), 0, 0},
     {"solarx", "log_level", KEY_LOG_LEVEL, offsetof(struct config, log_level), 0, 0},
@@ -56,6 +58,8 @@ static const struct key_spec key_specs[] = {
 
 #undef STR
 #undef INT
+
+_Static_assert(sizeof(key_specs) / sizeof(key_specs[0]) <= 64, "explicit_keys is 64 bits");
 
 struct parse_state {
     struct config *cfg;
@@ -133,6 +137,7 @@ static bool parse_bool(const char *v, bool *out)
 static void set_known_key(struct parse_state *ps, const struct key_spec *spec, const char *value)
 {
     void *field = (char *)ps->cfg + spec->offset;
+    ps->cfg->explicit_keys |= UINT64_C(1) << (spec - key_specs);
 
     switch (spec->type) {
     case KEY_STRING: {
@@ -358,6 +363,8 @@ static void set_defaults(struct config *cfg)
     cfg->http_listen = xstrdup("127.0.0.1:9187");
     cfg->appliances_file = xstrdup("/etc/solarx/home_appliances.json");
     cfg->panels_file = xstrdup("/etc/solarx/solar_panels.json");
+    cfg->raw_archive_dir = xstrdup("");
+    cfg->progress_interval_ms = 5000;
     cfg->migrate_on_start = false;
     cfg->migrations_dir = xstrdup(SOLARX_MIGRATIONS_DIR);
     cfg->log_level = CONFIG_LOG_INFO;
@@ -478,6 +485,12 @@ void config_destroy(struct config *cfg)
     free(cfg->kafka);
     free(cfg->path);
     free(cfg);
+}
+
+bool config_key_explicit(const struct config *cfg, const char *section, const char *key)
+{
+    const struct key_spec *spec = find_spec(section, key);
+    return spec && (cfg->explicit_keys & (UINT64_C(1) << (spec - key_specs)));
 }
 
 const char *config_kafka_get(const struct config *cfg, const char *key)

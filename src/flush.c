@@ -291,6 +291,11 @@ bool flusher_wants_write(const struct flusher *f)
     return f->want_write;
 }
 
+int64_t flusher_raw_horizon(const struct flusher *f)
+{
+    return f->raw_horizon;
+}
+
 const struct flush_stats *flusher_stats(const struct flusher *f)
 {
     return &f->stats;
@@ -567,6 +572,8 @@ static bool retention(struct flusher *f, int64_t max_ts)
     f->raw_horizon = (floor_day(f->newest_ts) - f->cfg->raw_retention_days) * 86400;
     if (f->raw_horizon <= f->dropped_horizon)
         return true;
+    if (f->cfg->raw_archive_dir[0])
+        return true; /* the archiver drops each day once its archive is durable (archive.c) */
     char horizon[24];
     snprintf(horizon, sizeof(horizon), "%lld", (long long)f->raw_horizon);
     const char *params[1] = {horizon};

@@ -3,12 +3,15 @@
 #include "solarx/registry.h"
 
 #include "solarx/clock.h"
+#include "solarx/config.h"
+#include "solarx/log.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -648,6 +651,54 @@ struct registry *registry_load(const char *appliances_path, const char *panels_p
 fail:
     registry_destroy(reg);
     return NULL;
+}
+
+static bool parse_zone_time(void *ctx, const char *text, int64_t *epoch_out, char *reason,
+                            size_t reason_size)
+{
+    return clock_parse_timestamp(ctx, text, epoch_out, reason, reason_size);
+}
+
+/* The path to load for [solarx] key: path, or NULL for none (empty, or a default that is
+ * missing). False with errstr when an explicitly configured file is missing. */
+static bool configured_path(const struct config *cfg, const char *key, const char *path,
+                            const char **out, char *errstr, size_t errstr_size)
+{
+    *out = NULL;
+    if (!path[0])
+        return true;
+    if (access(path, F_OK) == 0 || errno != ENOENT) {
+        *out = path; /* present, or unreadable: registry_load names the problem */
+        return true;
+    }
+    if (config_key_explicit(cfg, "solarx", key)) {
+        snprintf(errstr, errstr_size,
+                 "registry: %s: no such file (configured as [solarx] %s in %s or the "
+                 "environment)",
+                 path, key, cfg->path);
+        return false;
+    }
+    log_warn("event=registry_missing key=%s file=%s msg=\"the default file does not exist; "
+             "loading no entries from it\"",
+             key, path);
+    return true;
+}
+
+struct registry *registry_load_configured(const struct config *cfg, struct clock_zone *zone,
+                                          int64_t load_time, char *errstr, size_t errstr_size)
+{
+    const char *appliances, *panels;
+    if (!configured_path(cfg, "appliances_file", cfg->appliances_file, &appliances, errstr,
+                         errstr_size) ||
+        !configured_path(cfg, "panels_file", cfg->panels_file, &panels, errstr, errstr_size))
+        return NULL;
+    struct registry_options opt = {
+        .default_home_id = cfg->default_home_id,
+        .load_time = load_time,
+        .parse_time = zone ? parse_zone_time : NULL,
+        .parse_time_ctx = zone,
+    };
+    return registry_load(appliances, panels, &opt, errstr, errstr_size);
 }
 
 void registry_destroy(struct registry *reg)

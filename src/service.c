@@ -14,6 +14,7 @@
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
+#include "solarx/archive.h"
 #include "solarx/batch.h"
 #include "solarx/clock.h"
 #include "solarx/db.h"
@@ -38,6 +39,7 @@ struct service {
     struct flusher *flusher;
     struct registry *registry;      /* in use by the flusher */
     struct registry *next_registry; /* loaded by SIGHUP while a flush was running */
+    struct archive_worker *archive; /* raw_archive_dir set: archives, then drops, old days */
     struct batch *pending;          /* filling */
     struct batch *inflight;         /* being written, or waiting to be retried */
     bool flushing;                  /* the flusher works on inflight */
@@ -184,6 +186,8 @@ static void flush_finished(struct service *s, enum flush_progress p)
         }
         metrics_observe_flush(&s->m, st->elapsed_ms, st->readings);
         log_flush(s, st);
+        if (s->archive)
+            archive_worker_request(s->archive, flusher_raw_horizon(s->flusher));
         /* Only now may Kafka learn of these offsets (P4). */
         if (s->kc)
             kafka_consumer_commit(s->kc, s->inflight, s->stopping || s->in_rebalance);
@@ -392,25 +396,11 @@ static void try_finish_stop(struct service *s)
     event_base_loopexit(s->base, NULL);
 }
 
-static bool parse_registry_time(void *ctx, const char *text, int64_t *epoch_out, char *reason,
-                                size_t reason_size)
-{
-    return clock_parse_timestamp(ctx, text, epoch_out, reason, reason_size);
-}
-
 /* Loads the registry files; NULL with errstr when one is broken. Entries without effective_from
- * take the load time. Empty paths mean no registry. */
+ * take the load time. */
 static struct registry *load_registry(struct service *s, char *errstr, size_t errstr_size)
 {
-    const char *appliances = s->cfg->appliances_file[0] ? s->cfg->appliances_file : NULL;
-    const char *panels = s->cfg->panels_file[0] ? s->cfg->panels_file : NULL;
-    struct registry_options opt = {
-        .default_home_id = s->cfg->default_home_id,
-        .load_time = (int64_t)time(NULL),
-        .parse_time = parse_registry_time,
-        .parse_time_ctx = s->zone,
-    };
-    return registry_load(appliances, panels, &opt, errstr, errstr_size);
+    return registry_load_configured(s->cfg, s->zone, (int64_t)time(NULL), errstr, errstr_size);
 }
 
 /* SIGHUP: parse, validate, swap; a broken file leaves the registry in use as it is. */
@@ -641,6 +631,10 @@ int service_run(struct config *cfg, char *errstr, size_t errstr_size)
         goto out;
     }
     flusher_set_registry(s.flusher, s.registry);
+    if (cfg->raw_archive_dir[0] && !(s.archive = archive_worker_start(cfg, errstr, errstr_size))) {
+        rc = EX_CONFIG;
+        goto out;
+    }
     s.flush_timer = event_new(s.base, -1, EV_PERSIST, on_flush_timer, &s);
     s.connect_timer = evtimer_new(s.base, on_connect_timer, &s);
     s.flush_deadline = evtimer_new(s.base, on_flush_deadline, &s);
@@ -700,6 +694,7 @@ out:
         event_free(s.watchdog_timer);
     if (s.connecting)
         PQfinish(s.connecting);
+    archive_worker_stop(s.archive);
     flusher_destroy(s.flusher);
     registry_destroy(s.registry);
     registry_destroy(s.next_registry);

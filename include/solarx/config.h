@@ -31,9 +31,11 @@ struct config {
     int32_t flush_interval_ms;
     int32_t flush_max_readings; /* size bound of one flush */
     int32_t raw_retention_days;
-    char *http_listen; /* "host:port"; empty disables the endpoint */
-    char *appliances_file;
+    char *http_listen;     /* "host:port"; empty disables the endpoint */
+    char *appliances_file; /* "" means none; see config_key_explicit for a missing file */
     char *panels_file;
+    char *raw_archive_dir; /* raw day partitions are archived here before retention; "" off */
+    int32_t progress_interval_ms; /* event=progress lines of ingest/replay off a terminal */
     bool migrate_on_start;
     char *migrations_dir; /* the numbered *.sql files */
     enum config_log_level log_level;
@@ -48,6 +50,8 @@ struct config {
     /* [postgres] */
     char *pg_conninfo;
     char *pg_password; /* from password_file, or NULL; secret */
+
+    uint64_t explicit_keys; /* bit i: key_specs[i] was set by the file or the environment */
 };
 
 /* Reads path (which must exist), applies environment overrides from envp (NULL means the process
@@ -56,6 +60,10 @@ struct config {
 struct config *config_load(const char *path, char *const *envp, char *errstr, size_t errstr_size);
 
 void config_destroy(struct config *cfg);
+
+/* True when [section] key was set by the file or the environment, false when it holds its
+ * compiled-in default (or is not a known key). */
+bool config_key_explicit(const struct config *cfg, const char *section, const char *key);
 
 /* Value of a [kafka] key, or NULL. */
 const char *config_kafka_get(const struct config *cfg, const char *key);

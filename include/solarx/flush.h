@@ -82,6 +82,11 @@ enum flush_progress flusher_abort(struct flusher *f, const char *why);
 /* Drives the flush in progress to its end with poll(2), for revocation and shutdown. */
 enum flush_progress flusher_run_blocking(struct flusher *f);
 
+/* The raw retention horizon of the last flush (epoch seconds, a UTC midnight; 0 before any):
+ * raw rows before it are not kept. With [solarx] raw_archive_dir set the flusher drops no
+ * partition: the archiver (archive.h) drops each day behind this horizon once it is archived. */
+int64_t flusher_raw_horizon(const struct flusher *f);
+
 const struct flush_stats *flusher_stats(const struct flusher *f);
 const char *flusher_error(const struct flusher *f);
 

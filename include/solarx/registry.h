@@ -91,6 +91,19 @@ struct registry *registry_load(const char *appliances_path, const char *panels_p
     __attribute__((warn_unused_result));
 void registry_destroy(struct registry *reg); /* NULL is fine */
 
+struct config;
+struct clock_zone;
+
+/* Loads the registries cfg names ([solarx] appliances_file and panels_file), the one rule for
+ * `run` and the backfills: effective_from texts are read in zone (borrowed), entries without
+ * one take load_time. An empty path means none. A missing file is a warning (logged) and no
+ * entries when the key holds its compiled-in default, an error naming the file and the key when
+ * the file or the environment set it. zone NULL: naive times are UTC. Returns a registry
+ * (possibly empty), or NULL with errstr. */
+struct registry *registry_load_configured(const struct config *cfg, struct clock_zone *zone,
+                                          int64_t load_time, char *errstr, size_t errstr_size)
+    __attribute__((warn_unused_result));
+
 /* Home entries sorted by (home_id, effective_from); panels by (panel_id, effective_from). The
  * pointers are owned by reg and live as long as it. Out-of-range indexes return NULL. */
 size_t registry_home_count(const struct registry *reg);

@@ -257,3 +257,25 @@ Test(config, log_level_names_round_trip)
     }
     cr_assert_not(config_log_level_parse("verbose", &level));
 }
+
+Test(config, knows_which_keys_were_set_explicitly)
+{
+    char *env[] = {"SOLARX_SOLARX_PANELS_FILE=/srv/panels.json", NULL};
+    struct config *cfg = load_ok("[solarx]\nappliances_file = /etc/solarx/home_appliances.json\n"
+                                 "raw_archive_dir = /var/lib/solarx/archive\n",
+                                 env);
+    /* Set to its default value, but in the file: explicit all the same. */
+    cr_expect(config_key_explicit(cfg, "solarx", "appliances_file"));
+    cr_expect(config_key_explicit(cfg, "solarx", "panels_file"));
+    cr_expect(config_key_explicit(cfg, "solarx", "raw_archive_dir"));
+    cr_expect(!config_key_explicit(cfg, "solarx", "window_minutes"));
+    cr_expect(!config_key_explicit(cfg, "solarx", "no_such_key"));
+    cr_expect_str_eq(cfg->raw_archive_dir, "/var/lib/solarx/archive");
+    cr_expect_eq(cfg->progress_interval_ms, 5000);
+    config_destroy(cfg);
+
+    cfg = load_ok("[solarx]\n", NULL);
+    cr_expect(!config_key_explicit(cfg, "solarx", "appliances_file"));
+    cr_expect_str_eq(cfg->raw_archive_dir, "");
+    config_destroy(cfg);
+}

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "solarx/config.h"
 #include "solarx/registry.h"
 
 #define APPLIANCES SOLARX_SOURCE_DIR "/config/home_appliances_consumption.json"
@@ -612,4 +613,71 @@ Test(registry, panel_errors, .init = make_tmp_dir, .fini = remove_tmp_dir)
     cr_assert_eq(registry_home_count(reg) + registry_panel_count(reg), 0);
     registry_destroy(reg);
     registry_destroy(NULL);
+}
+
+/* --- registry_load_configured: the rule for a missing file ------------------------------------ */
+
+static struct config *config_from(const char *text, char **envp)
+{
+    char path[] = "/tmp/solarx-regconf-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    cr_assert(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+    close(fd);
+    char err[512] = "";
+    struct config *cfg = config_load(path, envp, err, sizeof(err));
+    unlink(path);
+    cr_assert_not_null(cfg, "config: %s", err);
+    return cfg;
+}
+
+Test(registry_configured, a_missing_default_file_is_an_empty_registry)
+{
+    char *env[] = {NULL};
+    struct config *cfg = config_from("[solarx]\n", env);
+    free(cfg->appliances_file); /* as if the compiled-in default named a missing file */
+    free(cfg->panels_file);
+    cfg->appliances_file = strdup("/nonexistent/solarx/home_appliances.json");
+    cfg->panels_file = strdup("/nonexistent/solarx/solar_panels.json");
+    char err[512] = "";
+    struct registry *reg = registry_load_configured(cfg, NULL, LOAD_TIME, err, sizeof(err));
+    cr_assert_not_null(reg, "unexpected error: %s", err);
+    cr_expect_eq(registry_home_count(reg), 0);
+    cr_expect_eq(registry_panel_count(reg), 0);
+    registry_destroy(reg);
+    config_destroy(cfg);
+}
+
+Test(registry_configured, a_missing_explicit_file_is_an_error_naming_it)
+{
+    char *env[] = {NULL};
+    struct config *cfg = config_from("[solarx]\nappliances_file = " APPLIANCES "\n"
+                                     "panels_file = /nonexistent/panels.json\n",
+                                     env);
+    char err[512] = "";
+    cr_expect_null(registry_load_configured(cfg, NULL, LOAD_TIME, err, sizeof(err)));
+    cr_expect(strstr(err, "/nonexistent/panels.json") != NULL, "%s", err);
+    cr_expect(strstr(err, "panels_file") != NULL, "%s", err);
+    config_destroy(cfg);
+
+    char *env2[] = {"SOLARX_SOLARX_APPLIANCES_FILE=/nonexistent/app.json", NULL};
+    cfg = config_from("[solarx]\npanels_file = " PANELS "\n", env2);
+    cr_expect_null(registry_load_configured(cfg, NULL, LOAD_TIME, err, sizeof(err)));
+    cr_expect(strstr(err, "/nonexistent/app.json") != NULL, "%s", err);
+    config_destroy(cfg);
+}
+
+Test(registry_configured, present_files_load_as_registry_load_does)
+{
+    char *env[] = {NULL};
+    struct config *cfg =
+        config_from("[solarx]\nappliances_file = " APPLIANCES "\npanels_file = " PANELS "\n", env);
+    char err[512] = "";
+    struct registry *reg = registry_load_configured(cfg, NULL, LOAD_TIME, err, sizeof(err));
+    cr_assert_not_null(reg, "unexpected error: %s", err);
+    struct registry *direct = load_ok(APPLIANCES, PANELS, NULL);
+    cr_expect(registry_equal(reg, direct));
+    registry_destroy(reg);
+    registry_destroy(direct);
+    config_destroy(cfg);
 }
