@@ -27,7 +27,7 @@ static const char usage_text[] =
     "  migrate    apply pending migrations from [solarx] migrations_dir, then exit\n"
     "  status     offsets stored in PostgreSQL against Kafka's high watermarks, lag\n"
     "  replay     re-read a range of the topics (own assignment, no group commits), exit\n"
-    "  ingest     load topic dump files (one JSON message per line), exit\n"
+    "  ingest     load topic dump files and directories of them (Solar-X's daily dumps), exit\n"
     "  version    print the version\n"
     "\n"
     "Options (every command):\n"
@@ -79,19 +79,27 @@ static const char replay_usage[] =
     "the same transaction as the service, and exits. It assigns partitions itself, under the\n"
     "group name \"<group.id>.replay\", and stores or commits no offsets: the service's group is\n"
     "not disturbed. Readings already in the warehouse change nothing; missing ones are restored.\n"
+    "Progress (messages against the high watermarks): a live line on a terminal, else\n"
+    "event=progress lines every [solarx] progress_interval_ms.\n"
     "  --topic NAME      one topic: a [topics] name, or home, solar or battery\n"
     "  --partition N     only partition N (repeatable)\n"
     "  --from-time TIME  the first message at or after TIME (Kafka message time), given as\n"
     "                    \"YYYY-MM-DD HH:MM:SS\" (UTC) or ISO 8601 with an offset\n";
 
 static const char ingest_usage[] =
-    "usage: solarx-stream ingest [-c FILE] [--topic NAME] FILE...\n"
+    "usage: solarx-stream ingest [-c FILE] [--topic NAME] (FILE | DIR)...\n"
     "\n"
     "Loads topic dump files -- one JSON message per line, as kafka-console-consumer writes\n"
-    "them -- through the same transaction as the service, and exits. A file's topic is its\n"
-    "name less .jsonl (battery_data.jsonl), or --topic (a [topics] name, or home, solar or\n"
-    "battery). Undecodable lines become dead letters with the file as source and the line\n"
-    "number as offset. Loading a file again changes nothing.\n";
+    "them -- through the same transaction as the service, and exits. A file's topic comes from\n"
+    "its name: kafka_log_<topic>_<YYYY-MM-DD>.log (Solar-X's daily dumps) or <topic>.jsonl,\n"
+    "either optionally gzip'd (.gz), <topic> one of the [topics] names. --topic NAME (a\n"
+    "[topics] name, or home, solar or battery) is the topic of the files named on the command\n"
+    "line whose name gives none. A directory stands for the dump-named files directly in it\n"
+    "(not below; other files are skipped and logged). Files are read in a stable order: by\n"
+    "date (undated first), topic, path. Undecodable lines become dead letters with the file as\n"
+    "source and the line number as offset. Loading files again changes nothing.\n"
+    "Progress: a live line on a terminal, else event=progress lines every\n"
+    "[solarx] progress_interval_ms.\n";
 
 #define CLI_MAX_PARTITIONS 256
 

@@ -75,6 +75,9 @@ static const char usage_text[] =
     "                         batch.num.messages=100000, batch.size=4000000); repeatable\n"
     "  --output-dir DIR       write DIR/<topic>.jsonl instead (created if missing, truncated),\n"
     "                         one message per line, as kafka-console-consumer prints them\n"
+    "  --daily-files          with --output-dir: write Solar-X's daily dumps instead,\n"
+    "                         DIR/kafka_log_<topic>_<YYYY-MM-DD>.log, split by the date of each\n"
+    "                         message's reading (event time; a malformed one goes with its twin)\n"
     "Messages are keyed by home id as decimal text (\"1\").\n"
     "\n"
     "  -h, --help             this text\n"
@@ -96,6 +99,7 @@ struct options {
     const char *passthrough[MAX_PASSTHROUGH];
     int passthrough_count;
     const char *output_dir;
+    bool daily_files;
     const char *appliances_file;
 };
 
@@ -109,6 +113,17 @@ struct output {
     /* files */
     FILE *files[READING_KIND_COUNT];
     char *file_names[READING_KIND_COUNT];
+    /* --daily-files: one file per topic and day, opened as messages of that day come */
+    const char *dir;
+    struct daily_file *daily;
+    size_t daily_count;
+};
+
+struct daily_file {
+    enum reading_kind topic;
+    int64_t day; /* event time / 86400 */
+    FILE *file;
+    char *name;
 };
 
 static volatile sig_atomic_t stop_signals;
@@ -194,6 +209,7 @@ enum long_option {
     OPT_BATTERY_UPGRADE,
     OPT_APPLIANCES,
     OPT_VERSION,
+    OPT_DAILY_FILES,
 };
 
 static void parse_options(int argc, char **argv, struct options *o)
@@ -211,6 +227,7 @@ static void parse_options(int argc, char **argv, struct options *o)
         {"topic-solar", required_argument, NULL, OPT_TOPIC_SOLAR},
         {"topic-battery", required_argument, NULL, OPT_TOPIC_BATTERY},
         {"output-dir", required_argument, NULL, OPT_OUTPUT_DIR},
+        {"daily-files", no_argument, NULL, OPT_DAILY_FILES},
         {"duplicates", required_argument, NULL, OPT_DUPLICATES},
         {"disorder", required_argument, NULL, OPT_DISORDER},
         {"late", required_argument, NULL, OPT_LATE},
@@ -306,6 +323,9 @@ static void parse_options(int argc, char **argv, struct options *o)
                 usage_error("-X: at most %d properties", MAX_PASSTHROUGH);
             o->passthrough[o->passthrough_count++] = optarg;
             break;
+        case OPT_DAILY_FILES:
+            o->daily_files = true;
+            break;
         case OPT_OUTPUT_DIR:
             if (*optarg == '\0')
                 usage_error("--output-dir: empty path");
@@ -346,6 +366,8 @@ static void parse_options(int argc, char **argv, struct options *o)
         usage_error("unexpected argument \"%s\"", argv[optind]);
     if (durations > 1)
         usage_error("give only one of --minutes, --hours, --days");
+    if (o->daily_files && o->output_dir == NULL)
+        usage_error("--daily-files goes with --output-dir");
     if (o->output_dir != NULL && (brokers_given || o->passthrough_count > 0))
         usage_error("--output-dir writes files; it does not go with --brokers or -X");
     for (int i = 0; i < READING_KIND_COUNT; i++)
@@ -556,6 +578,11 @@ static int files_open(const struct options *o, struct output *out)
                  o->output_dir, strerror(errno));
         return -1;
     }
+    out->dir = o->output_dir;
+    if (o->daily_files) {
+        out->daily = calloc(1, sizeof(*out->daily)); /* marks the mode; grown as days come */
+        return out->daily != NULL ? 0 : -1;
+    }
     for (int k = 0; k < READING_KIND_COUNT; k++) {
         if (asprintf(&out->file_names[k], "%s/%s.jsonl", o->output_dir, o->topics[k]) < 0) {
             out->file_names[k] = NULL;
@@ -572,12 +599,50 @@ static int files_open(const struct options *o, struct output *out)
     return 0;
 }
 
-static int files_write(struct output *out, const struct sim_message *msg)
+/* The daily dump of the message's topic and event day, opened (truncated) at its first use. */
+static struct daily_file *daily_file_for(const struct options *o, struct output *out,
+                                         const struct sim_message *msg)
+{
+    int64_t day = msg->reading_time / 86400;
+    for (size_t i = out->daily_count; i-- > 0;)
+        if (out->daily[i].topic == msg->topic && out->daily[i].day == day)
+            return &out->daily[i];
+    struct daily_file *grown = realloc(out->daily, (out->daily_count + 1) * sizeof(*grown));
+    if (grown == NULL)
+        return NULL;
+    out->daily = grown;
+    struct daily_file *d = &out->daily[out->daily_count];
+    char date[SIM_TIME_TEXT_SIZE];
+    sim_format_time(day * 86400, date);
+    date[10] = '\0';
+    if (asprintf(&d->name, "%s/kafka_log_%s_%s.log", out->dir, o->topics[msg->topic], date) < 0)
+        return NULL;
+    d->file = fopen(d->name, "w");
+    if (d->file == NULL) {
+        log_line("error", "msg=\"cannot open\" file=\"%s\" error=\"%s\"", d->name, strerror(errno));
+        free(d->name);
+        return NULL;
+    }
+    setvbuf(d->file, NULL, _IOFBF, 1 << 18);
+    d->topic = msg->topic;
+    d->day = day;
+    out->daily_count++;
+    return d;
+}
+
+static int files_write(const struct options *o, struct output *out, const struct sim_message *msg)
 {
     FILE *f = out->files[msg->topic];
+    const char *name = out->file_names[msg->topic];
+    if (out->daily != NULL) {
+        struct daily_file *d = daily_file_for(o, out, msg);
+        if (d == NULL)
+            return -1;
+        f = d->file;
+        name = d->name;
+    }
     if (fwrite(msg->payload, 1, msg->len, f) != msg->len || putc('\n', f) == EOF) {
-        log_line("error", "msg=\"write failed\" file=\"%s\" error=\"%s\"",
-                 out->file_names[msg->topic], strerror(errno));
+        log_line("error", "msg=\"write failed\" file=\"%s\" error=\"%s\"", name, strerror(errno));
         return -1;
     }
     return 0;
@@ -588,6 +653,9 @@ static int files_flush(struct output *out)
     int rc = 0;
     for (int k = 0; k < READING_KIND_COUNT; k++)
         if (out->files[k] != NULL && fflush(out->files[k]) != 0)
+            rc = -1;
+    for (size_t i = 0; i < out->daily_count; i++)
+        if (fflush(out->daily[i].file) != 0)
             rc = -1;
     return rc;
 }
@@ -604,6 +672,17 @@ static int files_close(struct output *out)
         }
         free(out->file_names[k]);
     }
+    for (size_t i = 0; i < out->daily_count; i++) {
+        if (fclose(out->daily[i].file) != 0) {
+            log_line("error", "msg=\"write failed\" file=\"%s\" error=\"%s\"", out->daily[i].name,
+                     strerror(errno));
+            rc = -1;
+        }
+        free(out->daily[i].name);
+    }
+    free(out->daily);
+    out->daily = NULL;
+    out->daily_count = 0;
     return rc;
 }
 
@@ -686,7 +765,7 @@ int main(int argc, char **argv)
             pace(&o, &out, t0, msg.step);
             paced_step = msg.step;
         }
-        if ((out.rk != NULL ? kafka_produce(&out, &msg) : files_write(&out, &msg)) != 0) {
+        if ((out.rk != NULL ? kafka_produce(&out, &msg) : files_write(&o, &out, &msg)) != 0) {
             ok = false;
             break;
         }
@@ -713,6 +792,7 @@ int main(int argc, char **argv)
     } else if (files_close(&out) != 0) {
         ok = false;
     }
+    out.dir = NULL;
     memset(out.files, 0, sizeof(out.files));
     memset(out.file_names, 0, sizeof(out.file_names));
     double elapsed = monotonic_seconds() - t0;
