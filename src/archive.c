@@ -53,21 +53,25 @@ static const char days_sql[] =
 
 /* One message per line, in the producers' shapes, indexed by enum reading_kind. */
 static const char *const topic_sql[READING_KIND_COUNT] = {
-    [READING_HOME] = "SELECT json_build_object('time_stamp', " LOCAL_TS
-                     ", 'current_consumption_w', consumption_wh,"
-                     " 'consumption_accumulated_w', accumulated_wh, 'home_id', home_id)::text"
-                     " FROM solarx_raw.home_power_readings WHERE" DAY_RANGE " ORDER BY ts, home_id",
+    [READING_HOME] =
+        "SELECT jsonb_build_object('time_stamp', " LOCAL_TS
+        ", 'current_consumption_w', trim_scale(consumption_wh),"
+        " 'consumption_accumulated_w', trim_scale(accumulated_wh), 'home_id', home_id)::text"
+        " FROM solarx_raw.home_power_readings WHERE" DAY_RANGE " ORDER BY ts, home_id",
     [READING_SOLAR] =
-        "SELECT json_build_object('time_stamp', " LOCAL_TS
-        ", 'current_consumption_w', generation_wh,"
-        " 'consumption_accumulated_w', accumulated_wh, 'home_id', home_id,"
+        "SELECT jsonb_build_object('time_stamp', " LOCAL_TS
+        ", 'current_consumption_w', trim_scale(generation_wh),"
+        " 'consumption_accumulated_w', trim_scale(accumulated_wh), 'home_id', home_id,"
         " 'panel_id', panel_id)::text"
         " FROM solarx_raw.solar_panel_readings WHERE" DAY_RANGE " ORDER BY ts, panel_id",
     [READING_BATTERY] =
-        "SELECT json_build_object('time_stamp', " LOCAL_TS ", 'home_id', home_id, 'batteries',"
-        " json_object_agg(battery_name, json_build_object('capacity_kwh', capacity_kwh,"
-        " 'max_charge_speed_w', max_charge_speed_w, 'current_energy_wh', current_energy_wh,"
-        " 'is_charging', is_charging::int, 'status', status, 'max_output_w', max_output_w)"
+        "SELECT jsonb_build_object('time_stamp', " LOCAL_TS ", 'home_id', home_id, 'batteries',"
+        " jsonb_object_agg(battery_name, jsonb_build_object('capacity_kwh', "
+        "trim_scale(capacity_kwh),"
+        " 'max_charge_speed_w', trim_scale(max_charge_speed_w), 'current_energy_wh', "
+        "trim_scale(current_energy_wh),"
+        " 'is_charging', is_charging::int, 'status', status, 'max_output_w', "
+        "trim_scale(max_output_w))"
         " ORDER BY battery_id))::text"
         " FROM solarx_raw.battery_readings WHERE" DAY_RANGE " GROUP BY home_id, ts"
         " ORDER BY ts, home_id",
