@@ -241,7 +241,11 @@ static bool collect_directory(const struct config *cfg, const char *dir, struct 
         char path[4096];
         struct stat st;
         struct dumpname name;
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        if (snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= (int)sizeof(path)) {
+            snprintf(errstr, errstr_size, "ingest: %s/%s: path too long", dir, e->d_name);
+            ok = false;
+            break;
+        }
         if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
             continue;
         int kind = dumpname_parse(path, &name) ? topic_kind(cfg, name.topic) : -1;
