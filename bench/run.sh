@@ -68,7 +68,7 @@ MINUTES=60
 MESSAGES=
 CONTENDERS=$ALL_CONTENDERS
 STEADY=0
-STEADY_SECONDS=120
+STEADY_SECONDS=
 STEADY_RATE=10 # event seconds per wall second: 100 homes x 3 topics x 10 = 3,000 msg/s
 STEADY_HOMES=100
 TINY=0
@@ -91,8 +91,9 @@ while (($# > 0)); do
     shift
 done
 if ((TINY)); then
-    HOMES=10 MINUTES=5 STEADY_SECONDS=20
+    HOMES=10 MINUTES=5 STEADY_SECONDS=${STEADY_SECONDS:-20}
 fi
+STEADY_SECONDS=${STEADY_SECONDS:-120}
 [[ $HOMES =~ ^[1-9][0-9]*$ && $MINUTES =~ ^[1-9][0-9]*$ && $STEADY_SECONDS =~ ^[1-9][0-9]*$ ]] ||
     { usage >&2; exit 64; }
 if [[ -n $MESSAGES ]]; then
@@ -100,6 +101,9 @@ if [[ -n $MESSAGES ]]; then
     # Three topics, one message per home and second each (plus 0.1% duplicates).
     MINUTES=$(((MESSAGES + HOMES * 180 - 1) / (HOMES * 180)))
 fi
+# solarx-sim takes whole event minutes: the feed lasts a whole number of them.
+STEADY_MINUTES=$(((STEADY_SECONDS * STEADY_RATE + 59) / 60))
+STEADY_SECONDS=$((STEADY_MINUTES * 60 / STEADY_RATE))
 IFS=, read -r -a CHOSEN <<<"$CONTENDERS"
 for c in "${CHOSEN[@]}"; do
     [[ ,$ALL_CONTENDERS, == *,$c,* ]] || { echo "bench: unknown contender $c" >&2; exit 64; }
@@ -277,7 +281,7 @@ start_python() {
 
 start_spark() {
     local trigger=available-now
-    [[ $1 == steady ]] && trigger=1s
+    [[ $1 == steady ]] && trigger="1 second"
     start_measured spark "$1" "$VENV/bin/python" "$BENCH/peers/spark_job.py" \
         --brokers "$BROKERS" --group "$3" --conninfo "$PG_BASE dbname=$2" \
         --topic-home "$T_HOME" --topic-solar "$T_SOLAR" --topic-battery "$T_BATTERY" \
@@ -457,7 +461,6 @@ run_catchup() {
 # runs and freshness_probe measures; appends a row to STEADY_ROWS.
 run_steady() {
     local c=$1 db=${RUN_ID}_s_${1//-/_} group=$RUN_ID-s-$1 probe_out rc=0 ready_deadline
-    local minutes=$(((STEADY_SECONDS * STEADY_RATE + 59) / 60))
     say "steady: $c (${STEADY_SECONDS}s at $((STEADY_HOMES * 3 * STEADY_RATE)) msg/s)"
     if [[ $c == python || $c == spark ]] && ! python_env; then
         STEADY_ROWS+=("| $c | failed: cannot install its Python packages | | | |")
@@ -488,7 +491,7 @@ run_steady() {
     sleep 1
     TZ=UTC "$BUILD_DIR/solarx-sim" --brokers "$BROKERS" --topic-home "$T_HOME" \
         --topic-solar "$T_SOLAR" --topic-battery "$T_BATTERY" --homes "$STEADY_HOMES" \
-        --minutes "$minutes" --rate "$STEADY_RATE" --seed 9 \
+        --minutes "$STEADY_MINUTES" --rate "$STEADY_RATE" --seed 9 \
         >"$WORK/steady-sim-$c.json" 2>"$WORK/steady-sim-$c.log" ||
         say "steady: solarx-sim failed (see $WORK/steady-sim-$c.log)"
     kill -TERM "$probe" 2>/dev/null || true
