@@ -19,7 +19,8 @@
 
 static const char usage_text[] =
     "usage: freshness_probe --brokers LIST --group G --topic-home T --conninfo C --query SQL\n"
-    "                       [--interval-ms MS] [--drain-s S]\n"
+    "                       [--interval-ms MS] [--drain-s S] [--since-ms T]\n"
+    "Messages produced before T (ms since the epoch, default 0) are left out.\n"
     "SQL returns rows (home_id integer, newest second of the home's facts as epoch bigint).\n"
     "Runs until SIGTERM, then drains for up to S seconds (default 30) until every message seen\n"
     "is visible, and prints \"messages=N visible=V p50_ms=.. p99_ms=.. max_ms=..\".\n";
@@ -160,6 +161,7 @@ int main(int argc, char **argv)
     const char *brokers = NULL, *group = NULL, *topic = NULL, *conninfo = NULL, *query = NULL;
     long interval_ms = 100;
     double drain_s = 30;
+    long long since_ms = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *a = argv[i], *v = argv[i + 1];
         if (strcmp(a, "--brokers") == 0)
@@ -176,6 +178,8 @@ int main(int argc, char **argv)
             interval_ms = atol(v);
         else if (strcmp(a, "--drain-s") == 0)
             drain_s = atof(v);
+        else if (strcmp(a, "--since-ms") == 0)
+            since_ms = atoll(v);
         else
             brokers = NULL;
     }
@@ -219,6 +223,7 @@ int main(int argc, char **argv)
             rd_kafka_timestamp_type_t type;
             long long produced_ms = rd_kafka_message_timestamp(m, &type);
             if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && produced_ms > 0 &&
+                produced_ms >= since_ms &&
                 decode_message(&dc, READING_HOME, m->payload, m->len, readings, &n, reason,
                                sizeof(reason)) == DECODE_OK &&
                 n == 1 && readings[0].home_id > 0 && readings[0].home_id <= MAX_HOMES) {

@@ -118,7 +118,7 @@ build "$BUILD" || fatal build
 mkdir -p "$LOG_DIR"
 
 step "formatting (clang-format --dry-run --Werror)"
-mapfile -t c_files < <(find src include tools tests -type f \( -name '*.c' -o -name '*.h' \) \
+mapfile -t c_files < <(find src include tools tests bench -type f \( -name '*.c' -o -name '*.h' \) \
     2>/dev/null | sort)
 if ((${#c_files[@]} == 0)); then
     echo "no C files found"
