@@ -220,6 +220,7 @@ solarx_conf_env() {
     export SOLARX_TOPICS_BATTERY=${T_BATTERY:-battery_data}
     export SOLARX_SOLARX_APPLIANCES_FILE=$REPO/config/home_appliances_consumption.json
     export SOLARX_SOLARX_PANELS_FILE=$REPO/config/solar_panels.json
+    export SOLARX_SOLARX_MIGRATIONS_DIR=$REPO/migrations
     export SOLARX_SOLARX_HTTP_LISTEN=127.0.0.1:${SOLARX_BENCH_HTTP_PORT:-20700}
 }
 
