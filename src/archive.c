@@ -178,8 +178,35 @@ static bool stream_rows(struct archiver *a, enum reading_kind kind, const char *
     return ok;
 }
 
-/* Writes the day of one topic to <dir>/kafka_log_<topic>_<day>.log.gz, durably; no file when the
- * day holds no row of it. *rows: the lines written. */
+/* Copies an earlier archive of the same name (if any) to fd: an archive is only ever extended by
+ * a new gzip member, never replaced, so a day archived twice (a crash between the rename and
+ * the drop, or late rows another instance stored after the first archive) loses nothing. */
+static bool copy_earlier_archive(const char *final_path, int fd)
+{
+    int in = open(final_path, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return errno == ENOENT;
+    char buf[1 << 16];
+    ssize_t n;
+    bool ok = true;
+    while (ok && (n = read(in, buf, sizeof(buf))) != 0) {
+        if (n < 0) {
+            ok = errno == EINTR;
+            continue;
+        }
+        for (ssize_t off = 0; ok && off < n;) {
+            ssize_t w = write(fd, buf + off, (size_t)(n - off));
+            ok = w > 0 || (w < 0 && errno == EINTR);
+            off += w > 0 ? w : 0;
+        }
+    }
+    close(in);
+    return ok;
+}
+
+/* Writes the day of one topic to <dir>/kafka_log_<topic>_<day>.log.gz, durably, after whatever an
+ * earlier archive of that name holds; no file when the day holds no row of it. *rows: the lines
+ * written. */
 static bool archive_topic_day(struct archiver *a, enum reading_kind kind, const char *day,
                               uint64_t *rows, const atomic_bool *stop, char *errstr,
                               size_t errstr_size)
@@ -193,7 +220,13 @@ static bool archive_topic_day(struct archiver *a, enum reading_kind kind, const 
         return false;
     }
     int fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    int gz_fd = fd < 0 ? -1 : dup(fd);
+    if (fd >= 0 && !copy_earlier_archive(final_path, fd)) {
+        snprintf(errstr, errstr_size, "archive: %s: cannot copy: %s", final_path, strerror(errno));
+        close(fd);
+        unlink(tmp_path);
+        return false;
+    }
+    int gz_fd = fd < 0 ? -1 : dup(fd); /* shares the offset: the new member goes at the end */
     gzFile gz = gz_fd < 0 ? NULL : gzdopen(gz_fd, "wb6");
     if (!gz) {
         snprintf(errstr, errstr_size, "archive: %s: %s", tmp_path, strerror(errno));

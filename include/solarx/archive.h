@@ -3,7 +3,8 @@
  * naming, kafka_log_<topic>_<YYYY-MM-DD>.log.gz (one JSON message per line in the producers'
  * format, so `solarx-stream ingest DIR` restores it), and only then dropped. <YYYY-MM-DD> is the
  * partition's UTC day. A file is written to a hidden temporary name, fsync'd and renamed, so a
- * crash never leaves half an archive under the final name; a day whose archive failed keeps its
+ * crash never leaves half an archive under the final name; an existing archive of that name is
+ * extended by a new gzip member, never replaced; a day whose archive failed keeps its
  * partitions and is tried again at the next request. */
 #ifndef SOLARX_ARCHIVE_H
 #define SOLARX_ARCHIVE_H

@@ -46,6 +46,10 @@ write_config "$adb" "$TEST_TMP/a.conf"
 seed_topics "$TEST_TMP/a.conf"
 sed -i "s|^\[solarx\]\$|[solarx]\nmigrate_on_start = true\nraw_retention_days = 1\nraw_archive_dir = $TEST_TMP/archive|" \
     "$TEST_TMP/a.conf"
+# An earlier archive of the same day (one line of it) is extended, never replaced.
+mkdir "$TEST_TMP/archive"
+earlier=$(sed -n 1p "$TEST_TMP/in1/kafka_log_home_energy_consumption_2025-02-13.log")
+gzip -c <<<"$earlier" >"$TEST_TMP/archive/kafka_log_home_energy_consumption_2025-02-13.log.gz"
 "$SOLARX_BIN" ingest -c "$TEST_TMP/a.conf" "$TEST_TMP/in1" "$TEST_TMP/in2" 2>"$TEST_TMP/a.log" ||
     { tail -n 20 "$TEST_TMP/a.log" >&2; fail "ingest with raw_archive_dir"; }
 grep -q 'event=raw_archived day=2025-02-13 .*partitions_dropped=3' "$TEST_TMP/a.log" ||
@@ -54,6 +58,8 @@ assert_eq "$(partitions_of_day "$adb" 20250213)" 0 "raw partitions of 2025-02-13
 assert_eq "$(partitions_of_day "$adb" 20250214)" 3 "raw partitions of 2025-02-14 (inside retention)"
 assert_eq "$(ls -A "$TEST_TMP/archive")" "$archive_names" "archive files (and no temporary left)"
 for f in "$TEST_TMP"/archive/*; do gzip -t "$f" || fail "$f is not a whole gzip file"; done
+assert_eq "$(zcat "$TEST_TMP/archive/kafka_log_home_energy_consumption_2025-02-13.log.gz" | sed -n 1p)" \
+    "$earlier" "the earlier archive's line, kept first"
 # Battery lines regroup every battery of a home and second, with home_id, as the producers do.
 first=$(zcat "$TEST_TMP/archive/kafka_log_battery_data_2025-02-13.log.gz" | sed -n 1p)
 jq -e '(.batteries | keys) == ["battery_1", "battery_2", "battery_3"] and .home_id == 1
