@@ -247,5 +247,10 @@ int main(int argc, char **argv)
     bench_consumer_close(rk);
     PQfinish(pg);
     clock_zone_destroy(utc);
+    for (long i = 0; i <= MAX_HOMES; i++) {
+        free(homes[i].queue);
+        free(homes[i].history);
+    }
+    free(l.ms);
     return 0;
 }
