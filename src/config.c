@@ -13,6 +13,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "solarx/db.h"
+
 enum key_type { KEY_STRING, KEY_INT, KEY_BOOL, KEY_LOG_LEVEL };
 
 /* Every known key of the fixed sections; [kafka] is open and handled apart. */
@@ -71,6 +73,7 @@ struct parse_state {
     size_t err_size;
     bool failed;
     rd_kafka_conf_t *kafka_probe; /* [kafka] keys are checked against librdkafka as they come */
+    bool file_has_secret;         /* the INI file itself holds a password or a [kafka] secret */
 };
 
 static void fail(struct parse_state *ps, const char *fmt, ...)
@@ -102,12 +105,45 @@ static char *xstrdup(const char *s)
     return copy;
 }
 
-/* Reads a secret file: its contents less one trailing newline. NULL (and errno) on failure. */
-static char *read_secret_file(const char *path)
+static void add_warning(struct config *cfg, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void add_warning(struct config *cfg, const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    char **grown = realloc(cfg->warnings, (cfg->warning_count + 1) * sizeof(*grown));
+    if (!grown) {
+        fputs("solarx-stream: out of memory\n", stderr);
+        abort();
+    }
+    cfg->warnings = grown;
+    cfg->warnings[cfg->warning_count++] = xstrdup(text);
+}
+
+/* The warning libpq gives for a .pgpass anyone but its owner can read, for the open file f. */
+static void warn_if_exposed(struct config *cfg, FILE *f, const char *path, const char *what)
+{
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !(st.st_mode & (S_IRWXG | S_IRWXO)))
+        return;
+    add_warning(cfg,
+                "%s \"%s\" has group or others access (mode %04o) and holds a secret; "
+                "permissions should be u=rw (0600) or less",
+                what, path, (unsigned)(st.st_mode & 07777));
+}
+
+/* Reads a secret file (what names the key it came from): its contents less one trailing newline.
+ * NULL (and errno) on failure. A file others can read adds a warning to ps->cfg. */
+static char *read_secret_file(struct parse_state *ps, const char *path, const char *what)
 {
     FILE *f = fopen(path, "r");
     if (!f)
         return NULL;
+    warn_if_exposed(ps->cfg, f, path, what);
     char buf[4096];
     size_t n = fread(buf, 1, sizeof(buf) - 1, f);
     bool too_long = !feof(f);
@@ -144,7 +180,7 @@ static void set_known_key(struct parse_state *ps, const struct key_spec *spec, c
         char **slot = field;
         char *copy;
         if (strcmp(spec->name, "password_file") == 0) {
-            copy = read_secret_file(value);
+            copy = read_secret_file(ps, value, "[postgres] password_file");
             if (!copy) {
                 fail(ps, "[%s] %s: cannot read \"%s\": %s", spec->section, spec->name, value,
                      strerror(errno));
@@ -222,7 +258,9 @@ static void set_kafka_key(struct parse_state *ps, const char *key, const char *v
 {
     size_t len = strlen(key);
     if (len > 5 && strcmp(key + len - 5, "_file") == 0) {
-        char *secret = read_secret_file(value);
+        char what[300];
+        snprintf(what, sizeof(what), "[kafka] %s", key);
+        char *secret = read_secret_file(ps, value, what);
         if (!secret) {
             fail(ps, "[kafka] %s: cannot read \"%s\": %s", key, value, strerror(errno));
             return;
@@ -264,6 +302,9 @@ static int on_ini_entry(void *user, const char *section, const char *name, const
         return 0;
     }
     if (strcmp(section, "kafka") == 0) {
+        size_t len = strlen(name);
+        bool from_file = len > 5 && strcmp(name + len - 5, "_file") == 0;
+        ps->file_has_secret |= !from_file && looks_secret(name);
         set_kafka_key(ps, name, value);
         return !ps->failed;
     }
@@ -272,6 +313,8 @@ static int on_ini_entry(void *user, const char *section, const char *name, const
         fail(ps, "[%s] unknown key \"%s\"", section, name);
         return 0;
     }
+    if (strcmp(section, "postgres") == 0 && strcmp(name, "conninfo") == 0)
+        ps->file_has_secret |= db_conninfo_has_password(value);
     set_known_key(ps, spec, value);
     return !ps->failed;
 }
@@ -441,6 +484,8 @@ struct config *config_load(const char *path, char *const *envp, char *errstr, si
         goto fail;
     }
     int rc = ini_parse_stream(counting_reader, &ps, on_ini_entry, &ps);
+    if (ps.file_has_secret)
+        warn_if_exposed(cfg, ps.file, path, "configuration file");
     fclose(ps.file);
     ps.file = NULL;
     if (rc > 0 && !ps.failed) {
@@ -483,6 +528,9 @@ void config_destroy(struct config *cfg)
         free(cfg->kafka[i].value);
     }
     free(cfg->kafka);
+    for (size_t i = 0; i < cfg->warning_count; i++)
+        free(cfg->warnings[i]);
+    free(cfg->warnings);
     free(cfg->path);
     free(cfg);
 }

@@ -1,6 +1,7 @@
 /* PostgreSQL connection set-up shared by the CLI commands and the service. */
 #include "solarx/db.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,7 +31,9 @@ PGconn *db_connect_blocking(const struct config *cfg, char *errstr, size_t errst
         char msg[512];
         snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
         msg[strcspn(msg, "\n")] = '\0';
-        snprintf(errstr, errstr_size, "postgres: cannot connect (%s): %s", cfg->pg_conninfo, msg);
+        char target[256];
+        snprintf(errstr, errstr_size, "postgres: cannot connect (%s): %s",
+                 db_describe(conn, target, sizeof(target)), msg);
         PQfinish(conn);
         return NULL;
     }
@@ -43,4 +46,47 @@ PGconn *db_connect_start(const struct config *cfg)
     const char *keys[5], *values[5];
     connect_params(cfg, keys, values);
     return PQconnectStartParams(keys, values, 1);
+}
+
+/* Appends " key=value" to buf when value is set; values are quoted when they need it. */
+static void append_param(char *buf, size_t size, const char *key, const char *value)
+{
+    size_t used = strlen(buf);
+    if (!value || !*value || used >= size)
+        return;
+    bool plain = strcspn(value, " '\\\"") == strlen(value);
+    snprintf(buf + used, size - used, plain ? "%s%s=%s" : "%s%s='%s'", used ? " " : "", key, value);
+}
+
+const char *db_describe(PGconn *conn, char *buf, size_t size)
+{
+    if (!size)
+        return buf;
+    buf[0] = '\0';
+    if (conn) {
+        append_param(buf, size, "host", PQhost(conn));
+        append_param(buf, size, "port", PQport(conn));
+        append_param(buf, size, "dbname", PQdb(conn));
+        append_param(buf, size, "user", PQuser(conn));
+    }
+    if (!buf[0])
+        snprintf(buf, size, "unknown server");
+    return buf;
+}
+
+bool db_conninfo_has_password(const char *conninfo)
+{
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
+    if (!opts) {
+        PQfreemem(err);
+        /* Unparsable: it may still hold one; libpq will say what is wrong, without echoing it. */
+        return strstr(conninfo, "password") != NULL || strchr(conninfo, '@') != NULL;
+    }
+    bool found = false;
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        if (strcmp(o->keyword, "password") == 0 && o->val && o->val[0])
+            found = true;
+    PQconninfoFree(opts);
+    return found;
 }

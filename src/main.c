@@ -234,6 +234,10 @@ static struct config *load_config(const struct cli *cli)
         return NULL;
     }
     log_set_level(cfg->log_level);
+    char quoted[1100];
+    for (size_t i = 0; i < cfg->warning_count; i++)
+        log_warn("event=config_warning msg=%s",
+                 log_quote(cfg->warnings[i], quoted, sizeof(quoted)));
     return cfg;
 }
 
@@ -274,51 +278,68 @@ static int command_run(const struct cli *cli)
     return rc;
 }
 
-/* The backfills apply pending migrations first when migrate_on_start says so, like `run`. */
-static int migrate_if_configured(const struct config *cfg)
+/* The backfills apply pending migrations first when migrate_on_start says so, like `run`.
+ * Returns 0, or -1 with the reason printed on stderr and left in err. */
+static int migrate_if_configured(const struct config *cfg, char *err, size_t err_size)
 {
-    char err[1024];
     int applied = 0;
     if (!cfg->migrate_on_start)
         return 0;
-    PGconn *conn = db_connect_blocking(cfg, err, sizeof(err));
-    int rc = conn ? migrate_run(conn, cfg->migrations_dir, &applied, err, sizeof(err)) : -1;
+    PGconn *conn = db_connect_blocking(cfg, err, err_size);
+    int rc = conn ? migrate_run(conn, cfg->migrations_dir, &applied, err, err_size) : -1;
     PQfinish(conn);
     if (rc < 0)
         fprintf(stderr, "solarx-stream: %s\n", err);
     return rc;
 }
 
-static void log_backfill(const char *what, const struct backfill_result *r)
+/* Logs the outcome of a backfill: "<what>_done" with its counts, or "<what>_failed" with the
+ * stage that failed, the reason (already on stderr) and what had been written before it. The
+ * counts are only read when the backfill ran (it zeroes them first). Returns the exit status. */
+static int finish_backfill(const char *what, bool migrated, int rc, const struct backfill_result *r,
+                           const char *err)
 {
+    char quoted[1100];
+    if (!migrated) {
+        log_error("event=%s_failed stage=migrate msg=%s", what,
+                  log_quote(err, quoted, sizeof(quoted)));
+        return EXIT_FAILURE;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "solarx-stream: %s\n", err);
+        log_error("event=%s_failed stage=%s msg=%s messages=%llu flushes=%llu", what, what,
+                  log_quote(err, quoted, sizeof(quoted)), (unsigned long long)r->messages,
+                  (unsigned long long)r->flushes);
+        return EXIT_FAILURE;
+    }
     log_info("event=%s_done messages=%llu readings=%llu merged=%llu duplicates=%llu "
              "dead_letters=%llu flushes=%llu",
              what, (unsigned long long)r->messages, (unsigned long long)r->readings,
              (unsigned long long)r->merged, (unsigned long long)r->duplicates,
              (unsigned long long)r->dead_letters, (unsigned long long)r->flushes);
+    return EXIT_SUCCESS;
 }
 
 static int command_ingest(const struct cli *cli)
 {
-    char err[1024];
-    struct backfill_result result;
+    char err[1024] = "";
+    struct backfill_result result = {0};
     struct config *cfg = load_config(cli);
     if (!cfg)
         return EX_CONFIG;
-    int rc = migrate_if_configured(cfg);
-    if (rc == 0 && (rc = backfill_ingest(cfg, cli->files, cli->file_count, cli->topic, &result, err,
-                                         sizeof(err))) < 0)
-        fprintf(stderr, "solarx-stream: %s\n", err);
-    else
-        log_backfill("ingest", &result);
+    bool migrated = migrate_if_configured(cfg, err, sizeof(err)) == 0;
+    int rc = migrated ? backfill_ingest(cfg, cli->files, cli->file_count, cli->topic, &result, err,
+                                        sizeof(err))
+                      : -1;
+    int status = finish_backfill("ingest", migrated, rc, &result, err);
     config_destroy(cfg);
-    return rc < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+    return status;
 }
 
 static int command_replay(const struct cli *cli)
 {
-    char err[1024];
-    struct backfill_result result;
+    char err[1024] = "";
+    struct backfill_result result = {0};
     struct backfill_replay_options opt = {
         .from = cli->from,
         .offset = cli->from_offset,
@@ -340,13 +361,11 @@ static int command_replay(const struct cli *cli)
     struct config *cfg = load_config(cli);
     if (!cfg)
         return EX_CONFIG;
-    int rc = migrate_if_configured(cfg);
-    if (rc == 0 && (rc = backfill_replay(cfg, &opt, &result, err, sizeof(err))) < 0)
-        fprintf(stderr, "solarx-stream: %s\n", err);
-    else
-        log_backfill("replay", &result);
+    bool migrated = migrate_if_configured(cfg, err, sizeof(err)) == 0;
+    int rc = migrated ? backfill_replay(cfg, &opt, &result, err, sizeof(err)) : -1;
+    int status = finish_backfill("replay", migrated, rc, &result, err);
     config_destroy(cfg);
-    return rc < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+    return status;
 }
 
 static int command_status(const struct cli *cli)

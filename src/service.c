@@ -120,7 +120,9 @@ static void on_connect_timer(evutil_socket_t fd, short what, void *arg)
         char msg[512];
         snprintf(msg, sizeof(msg), "%s", PQerrorMessage(s->connecting));
         msg[strcspn(msg, "\n")] = '\0';
-        log_warn("event=postgres_connect_failed msg=\"%s\"", msg);
+        char server[256];
+        log_warn("event=postgres_connect_failed server=\"%s\" msg=\"%s\"",
+                 db_describe(s->connecting, server, sizeof(server)), msg);
         s->m.postgres_errors++;
         PQfinish(s->connecting);
         s->connecting = NULL;

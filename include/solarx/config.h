@@ -52,11 +52,17 @@ struct config {
     char *pg_password; /* from password_file, or NULL; secret */
 
     uint64_t explicit_keys; /* bit i: key_specs[i] was set by the file or the environment */
+
+    /* What the caller should log at start, one sentence each (never a secret): a secret file, or
+     * a configuration file holding a secret, that group or others can read. */
+    char **warnings;
+    size_t warning_count;
 };
 
 /* Reads path (which must exist), applies environment overrides from envp (NULL means the process
  * environment) and validates. Returns a new config, or NULL with a one-line reason naming the file,
- * line and key in errstr (`config: /etc/x.conf:12: [solarx] unknown key "flush_ms"`). */
+ * line and key in errstr (`config: /etc/x.conf:12: [solarx] unknown key "flush_ms"`). Problems
+ * that do not stop start-up are in cfg->warnings for the caller to log. */
 struct config *config_load(const char *path, char *const *envp, char *errstr, size_t errstr_size);
 
 void config_destroy(struct config *cfg);

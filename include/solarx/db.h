@@ -4,6 +4,7 @@
 #define SOLARX_DB_H
 
 #include <libpq-fe.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "solarx/config.h"
@@ -16,5 +17,14 @@ PGconn *db_connect_blocking(const struct config *cfg, char *errstr, size_t errst
 /* Starts a non-blocking connect with the same parameters (PQconnectStartParams); NULL only when
  * out of memory. The caller polls it with PQconnectPoll. */
 PGconn *db_connect_start(const struct config *cfg);
+
+/* Writes "host=H port=P dbname=D user=U" for conn (the values libpq resolved, after PG*
+ * variables and defaults) into buf and returns buf. Never a password: this is what errors and
+ * logs show instead of the conninfo. conn may be NULL ("unknown server"). */
+const char *db_describe(PGconn *conn, char *buf, size_t size);
+
+/* Whether a conninfo (key=value or URI) carries a password itself. A string libpq cannot parse
+ * counts as carrying one when it mentions "password" or has a URI's user:password@. */
+bool db_conninfo_has_password(const char *conninfo);
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "solarx/config.h"
@@ -149,6 +150,82 @@ Test(config, secrets_come_from_files)
     cr_assert_str_eq(config_kafka_get(cfg, "ssl.key.password"), "s3cr3t");
     config_destroy(cfg);
     unlink(secret_path);
+}
+
+/* Writes a secret file with the given mode; returns its path in path (a mkstemp template). */
+static void write_secret(char *path, mode_t mode)
+{
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    cr_assert(write(fd, "s3cr3t\n", 7) == 7);
+    close(fd);
+    cr_assert(chmod(path, mode) == 0);
+}
+
+/* The warning of cfg that names path, or NULL. */
+static const char *warning_about(const struct config *cfg, const char *path)
+{
+    for (size_t i = 0; i < cfg->warning_count; i++)
+        if (strstr(cfg->warnings[i], path))
+            return cfg->warnings[i];
+    return NULL;
+}
+
+Test(config, secret_files_others_can_read_are_warned_about)
+{
+    char pg_path[] = "/tmp/solarx-secret-XXXXXX", kafka_path[] = "/tmp/solarx-secret-XXXXXX";
+    write_secret(pg_path, 0644);
+    write_secret(kafka_path, 0640);
+    char conf[512];
+    snprintf(conf, sizeof(conf),
+             "[kafka]\nssl.key.password_file = %s\n[postgres]\npassword_file = %s\n", kafka_path,
+             pg_path);
+    struct config *cfg = load_ok(conf, NULL);
+    const char *pg = warning_about(cfg, pg_path), *kafka = warning_about(cfg, kafka_path);
+    cr_assert_not_null(pg, "no warning names %s", pg_path);
+    cr_assert(strstr(pg, "0644") && strstr(pg, "password_file"), "warning: %s", pg);
+    cr_assert_not_null(kafka, "no warning names %s", kafka_path);
+    cr_assert(strstr(kafka, "0640") && strstr(kafka, "ssl.key.password_file"), "warning: %s",
+              kafka);
+    for (size_t i = 0; i < cfg->warning_count; i++)
+        cr_assert_null(strstr(cfg->warnings[i], "s3cr3t"), "a warning shows the secret");
+    config_destroy(cfg);
+
+    cr_assert(chmod(pg_path, 0600) == 0 && chmod(kafka_path, 0400) == 0);
+    cfg = load_ok(conf, NULL);
+    cr_assert_eq(cfg->warning_count, 0, "unexpected warning: %s",
+                 cfg->warning_count ? cfg->warnings[0] : "");
+    config_destroy(cfg);
+    unlink(pg_path);
+    unlink(kafka_path);
+}
+
+/* The configuration file itself is warned about only when it holds a secret inline. */
+static size_t warnings_for_file(const char *text, mode_t mode)
+{
+    char err[512] = "";
+    const char *path = write_conf(text);
+    cr_assert(chmod(path, mode) == 0);
+    struct config *cfg = config_load(path, no_env, err, sizeof(err));
+    cr_assert_not_null(cfg, "unexpected error: %s", err);
+    size_t n = warning_about(cfg, path) ? 1 : 0;
+    config_destroy(cfg);
+    unlink(path);
+    return n;
+}
+
+Test(config, a_config_file_holding_a_secret_others_can_read_is_warned_about)
+{
+    const char *pg_inline = "[postgres]\nconninfo = host=db user=solarx password=s3cr3t\n";
+    const char *pg_uri = "[postgres]\nconninfo = postgresql://solarx:s3cr3t@db/solarx\n";
+    const char *kafka_inline = "[kafka]\nsasl.password = s3cr3t\n";
+    const char *no_secret = "[postgres]\nconninfo = host=db user=solarx dbname=solarx\n";
+    cr_assert_eq(warnings_for_file(pg_inline, 0644), 1);
+    cr_assert_eq(warnings_for_file(pg_uri, 0604), 1);
+    cr_assert_eq(warnings_for_file(kafka_inline, 0640), 1);
+    cr_assert_eq(warnings_for_file(pg_inline, 0600), 0);
+    cr_assert_eq(warnings_for_file(kafka_inline, 0600), 0);
+    cr_assert_eq(warnings_for_file(no_secret, 0644), 0);
 }
 
 Test(config, missing_file_is_named)
