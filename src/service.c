@@ -20,6 +20,7 @@
 #include "solarx/db.h"
 #include "solarx/decode.h"
 #include "solarx/flush.h"
+#include "solarx/http.h"
 #include "solarx/kafka.h"
 #include "solarx/log.h"
 #include "solarx/metrics.h"
@@ -55,7 +56,7 @@ struct service {
     bool ready;
     int exit_code;
     struct metrics m;
-    struct evhttp *http;
+    struct http_server *http;
 };
 
 static void start_flush(struct service *s);
@@ -568,15 +569,13 @@ static bool start_http(struct service *s, char *errstr, size_t errstr_size)
         return false;
     }
     snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);
-    s->http = evhttp_new(s->base);
-    if (!s->http || evhttp_bind_socket(s->http, host, (uint16_t)port) != 0) {
-        snprintf(errstr, errstr_size, "http: cannot listen on %s", listen);
+    const struct http_route routes[] = {{"/metrics", on_metrics}, {"/healthz", on_healthz}};
+    const struct http_limits limits = HTTP_LIMITS_DEFAULT;
+    s->http =
+        http_server_new(s->base, host, (uint16_t)port, &limits, routes, 2, s, errstr, errstr_size);
+    if (!s->http)
         return false;
-    }
-    evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
-    evhttp_set_cb(s->http, "/metrics", on_metrics, s);
-    evhttp_set_cb(s->http, "/healthz", on_healthz, s);
-    log_info("event=http_listening address=%s", listen);
+    log_info("event=http_listening address=%s max_connections=%d", listen, limits.max_connections);
     return true;
 }
 
@@ -680,8 +679,7 @@ out:
             rd_kafka_destroy_flags(kafka_consumer_handle(s.kc),
                                    RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     }
-    if (s.http)
-        evhttp_free(s.http);
+    http_server_free(s.http);
     for (int i = 0; i < 3; i++)
         if (s.signals[i])
             event_free(s.signals[i]);
