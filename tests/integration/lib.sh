@@ -402,3 +402,18 @@ dim_battery_history() {
               from solarx_wh.dim_battery where ${2:-true}
              order by home_id, battery_id, start_date"
 }
+
+# ---- Local ports (test_http_limits.sh, test_secrets.sh) ---------------------------------------
+
+# free_local_port: prints a TCP port on 127.0.0.1 that nothing listens on, trying 50 ports from
+# SOLARX_TEST_PORT_BASE (default: 20000 plus this shell's pid modulo 20000).
+free_local_port() {
+    local base=${SOLARX_TEST_PORT_BASE:-$((20000 + $$ % 20000))} port
+    for ((port = base; port < base + 50; port++)); do
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return 0
+        fi
+    done
+    fail "no free port in $base..$((base + 49))"
+}
