@@ -10,6 +10,7 @@ PACKAGES=(
     libcriterion-dev libyaml-dev
     postgresql-15 postgresql-client-15
     clang-format tzdata procps jq curl
+    clang libclang-rt-14-dev # the decoder's libFuzzer target (the runtime is only a Recommends)
 )
 
 installed() {

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The one command that runs every check on a fresh Debian 12 machine: dependencies, build,
-# formatting, unit tests, real PostgreSQL + Kafka integration tests, then all tests again under
-# ASan+UBSan.  Usage: scripts/test.sh [--quick]   (--quick skips the sanitizer pass)
-# Build dirs: build/ and build-asan/ (SOLARX_TEST_BUILD_DIR, SOLARX_TEST_ASAN_BUILD_DIR override);
+# formatting, unit tests, 60 s of libFuzzer on the decoder, real PostgreSQL + Kafka integration
+# tests, then all tests again under ASan+UBSan.  Usage: scripts/test.sh [--quick]
+# (--quick skips the sanitizer pass)
+# Build dirs: build/, build-asan/ and build-fuzz/ (clang; SOLARX_TEST_BUILD_DIR,
+# SOLARX_TEST_ASAN_BUILD_DIR, SOLARX_TEST_FUZZ_BUILD_DIR override);
 # services: whatever scripts/services.sh reads (SOLARX_RUN_DIR, SOLARX_*_PORT).
 set -uo pipefail
 
@@ -13,7 +15,7 @@ for arg in "$@"; do
     case $arg in
     --quick) QUICK=1 ;;
     -h | --help)
-        sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -134,6 +136,21 @@ else
 fi
 
 run_ctest unit "$BUILD" unit -j2
+
+# The decoder under libFuzzer (clang, ASan+UBSan) for 60 s in its own build dir; a crash, a
+# sanitizer report or a broken contract of decode_message fails the step. Full output in the log
+# dir; a crashing input is kept in the build dir's fuzz-artifacts/.
+FUZZ_BUILD=${SOLARX_TEST_FUZZ_BUILD_DIR:-$REPO/build-fuzz}
+step "fuzz decode_message (libFuzzer, clang, ASan+UBSan, 60 s, $FUZZ_BUILD)"
+if "$REPO/tests/fuzz/run.sh" "$FUZZ_BUILD" 60 >"$LOG_DIR/fuzz-decode.log" 2>&1; then
+    grep -E '^fuzz:|INITED|DONE|^Done' "$LOG_DIR/fuzz-decode.log"
+    TOTAL_PASSED=$((TOTAL_PASSED + 1))
+else
+    tail -n 60 "$LOG_DIR/fuzz-decode.log"
+    echo "fuzz: FAILED (full output: $LOG_DIR/fuzz-decode.log)"
+    FAILED_STEPS+=(fuzz-decode)
+    TOTAL_FAILED=$((TOTAL_FAILED + 1))
+fi
 
 trap services_down EXIT
 services_up || fatal services

@@ -1,0 +1,88 @@
+/* libFuzzer target for decode_message (src/decode.c), built with clang under ASan+UBSan
+ * (tests/CMakeLists.txt) and run by tests/fuzz/run.sh. The first input byte picks the topic kind
+ * (its value modulo 3: home, solar, battery), the zone (bit 2: Europe/Berlin, else UTC) and a
+ * short reason buffer (bit 3); the rest is the payload. Besides the sanitizers' findings, a
+ * broken contract of decode_message aborts: readings on error, none or too many on success, a
+ * reason that is not printable ASCII or does not start with the error's name. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "solarx/clock.h"
+#include "solarx/decode.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static struct clock_zone *zone_named(const char *name)
+{
+    char err[256];
+    struct clock_zone *zone = clock_zone_new(name, err, sizeof(err));
+    if (!zone) {
+        fprintf(stderr, "fuzz_decode: %s\n", err);
+        abort();
+    }
+    return zone;
+}
+
+static void check(int ok, const char *what, const char *reason)
+{
+    if (!ok) {
+        fprintf(stderr, "fuzz_decode: broken contract: %s (reason \"%s\")\n", what, reason);
+        abort();
+    }
+}
+
+static void check_reason(enum decode_error e, const char *reason, size_t size)
+{
+    size_t len = strnlen(reason, size);
+    check(len < size, "reason not terminated", "");
+    for (size_t i = 0; i < len; i++)
+        check(reason[i] >= 0x20 && reason[i] < 0x7f, "reason not printable ASCII", reason);
+    const char *name = decode_error_name(e);
+    size_t prefix = strlen(name) < len ? strlen(name) : len;
+    check(strncmp(reason, name, prefix) == 0, "reason does not start with the error's name",
+          reason);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static struct clock_zone *utc, *berlin;
+    if (!utc) {
+        utc = zone_named("UTC");
+        berlin = zone_named("Europe/Berlin");
+    }
+    if (size == 0)
+        return 0;
+    enum reading_kind kind = (enum reading_kind)(data[0] % READING_KIND_COUNT);
+    struct decode_config cfg = {1, 4, (data[0] & 4) ? berlin : utc};
+    size_t reason_size = (data[0] & 8) ? 12 : DECODE_REASON_SIZE;
+    /* A copy of exactly the payload's bytes, so that ASan sees any read past its end. */
+    size_t len = size - 1;
+    char *payload = malloc(len ? len : 1);
+    if (!payload)
+        return 0;
+    memcpy(payload, data + 1, len);
+
+    struct reading out[DECODE_MAX_READINGS];
+    size_t n = 12345;
+    char reason[DECODE_REASON_SIZE];
+    memset(reason, 'X', sizeof(reason));
+    enum decode_error e = decode_message(&cfg, kind, payload, len, out, &n, reason, reason_size);
+    free(payload);
+
+    if (e == DECODE_OK) {
+        check(n >= 1 && n <= DECODE_MAX_READINGS, "success with no or too many readings", "");
+        for (size_t i = 0; i < n; i++) {
+            check(out[i].kind == kind, "a reading of another kind", "");
+            check(out[i].home_id > 0 && out[i].device_id > 0, "a non-positive id", "");
+            check(out[i].ts == out[0].ts && out[i].home_id == out[0].home_id,
+                  "readings of one message disagree on home or time", "");
+        }
+    } else {
+        check(e > DECODE_OK && e < DECODE_ERROR_COUNT, "an error outside the enum", "");
+        check(n == 0, "readings returned with an error", "");
+        check_reason(e, reason, reason_size);
+    }
+    return 0;
+}
