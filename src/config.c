@@ -456,6 +456,9 @@ static void validate(struct parse_state *ps)
         kafka_set(cfg, "group.id", "solarx-stream", false);
     if (!config_kafka_get(cfg, "auto.offset.reset"))
         kafka_set(cfg, "auto.offset.reset", "earliest", false);
+    char conninfo_err[512];
+    if (!db_conninfo_check(cfg->pg_conninfo, conninfo_err, sizeof(conninfo_err)))
+        fail(ps, "[postgres] conninfo: %s", conninfo_err);
     const char *auto_commit = config_kafka_get(cfg, "enable.auto.commit");
     bool on;
     if (auto_commit && parse_bool(auto_commit, &on) && on)

@@ -90,3 +90,22 @@ bool db_conninfo_has_password(const char *conninfo)
     PQconninfoFree(opts);
     return found;
 }
+
+bool db_conninfo_check(const char *conninfo, char *errstr, size_t errstr_size)
+{
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
+    if (opts) {
+        PQconninfoFree(opts);
+        return true;
+    }
+    if (!err)
+        snprintf(errstr, errstr_size, "out of memory");
+    else if (db_conninfo_has_password(conninfo))
+        snprintf(errstr, errstr_size,
+                 "libpq cannot parse it (its reason is withheld: it may quote the password)");
+    else
+        snprintf(errstr, errstr_size, "%.*s", (int)strcspn(err, "\n"), err);
+    PQfreemem(err);
+    return false;
+}

@@ -27,4 +27,9 @@ const char *db_describe(PGconn *conn, char *buf, size_t size);
  * counts as carrying one when it mentions "password" or has a URI's user:password@. */
 bool db_conninfo_has_password(const char *conninfo);
 
+/* Whether libpq can parse conninfo. On false, errstr has libpq's reason, unless the string may
+ * hold a password, which libpq's reason could quote: then a reason without it. */
+bool db_conninfo_check(const char *conninfo, char *errstr, size_t errstr_size)
+    __attribute__((warn_unused_result));
+
 #endif

@@ -228,6 +228,18 @@ Test(config, a_config_file_holding_a_secret_others_can_read_is_warned_about)
     cr_assert_eq(warnings_for_file(no_secret, 0644), 0);
 }
 
+Test(config, an_unparsable_conninfo_is_refused_without_quoting_a_password)
+{
+    load_fails("[postgres]\nconninfo = host=db bogus\n", NULL, "[postgres] conninfo",
+               "missing \"=\" after \"bogus\"");
+    char err[512] = "";
+    const char *path = write_conf("[postgres]\nconninfo = postgresql://u:s3cr3t%zz@db/x\n");
+    cr_assert_null(config_load(path, no_env, err, sizeof(err)));
+    cr_assert(strstr(err, "[postgres] conninfo"), "error: %s", err);
+    cr_assert_null(strstr(err, "s3cr3t"), "the error quotes the password: %s", err);
+    unlink(path);
+}
+
 Test(config, missing_file_is_named)
 {
     char err[256];
