@@ -44,11 +44,16 @@ cli() {
     echo "$rc"
 }
 
-# run_for NAME CONF SECONDS: `run` for SECONDS, then SIGTERM (SIGKILL 10 s later).
-run_for() {
+# run_until NAME CONF PATTERN: `run` until its output matches PATTERN (grep -E; at most 60 s),
+# then SIGTERM (SIGKILL 10 s later).
+run_until() {
     "$SOLARX_BIN" run -c "$2" >"$out/$1" 2>&1 &
-    local pid=$!
-    sleep "$3"
+    local pid=$! deadline=$((SECONDS + 60))
+    until grep -qE -- "$3" "$out/$1" 2>/dev/null; do
+        kill -0 "$pid" 2>/dev/null || break
+        ((SECONDS < deadline)) || break
+        sleep 0.2
+    done
     kill -TERM "$pid" 2>/dev/null || true
     timeout 10 tail --pid="$pid" -f /dev/null || kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
@@ -77,11 +82,11 @@ assert_eq "$(cli dead-replay "$TEST_TMP/dead.conf" replay --from-beginning)" 1 \
     "replay exit status"
 expect_in dead-replay "event=replay_failed stage=migrate"
 grep -q 'event=replay_done' "$out/dead-replay" && fail "replay logged replay_done after a failure"
-run_for dead-run-migrating "$TEST_TMP/dead.conf" 3 # blocking connects before READY
+run_until dead-run-migrating "$TEST_TMP/dead.conf" "event=postgres_unavailable" # before READY
 expect_in dead-run-migrating "event=postgres_unavailable msg=\"postgres: cannot connect ($dead)"
 config dead-async "host=127.0.0.1 port=$dead_port user=solarx dbname=solarx_secret password=$marker" \
     "[solarx]" "migrate_on_start = false"
-run_for dead-run "$TEST_TMP/dead-async.conf" 3 # the service's non-blocking connects
+run_until dead-run "$TEST_TMP/dead-async.conf" "event=postgres_connect_failed" # non-blocking
 expect_in dead-run "event=postgres_connect_failed server=\"$dead\""
 
 # 2. The real server, a user that does not exist; then the password from password_file.
@@ -96,7 +101,8 @@ config wrong-user-file "host=$PGHOST port=$PGPORT user=$nobody dbname=$db" \
 assert_eq "$(cli wrong-user-file-migrate "$TEST_TMP/wrong-user-file.conf" migrate)" 1 \
     "migrate as $nobody, password_file"
 expect_in wrong-user-file-migrate "dbname=$db user=$nobody"
-run_for wrong-user-run "$TEST_TMP/wrong-user-file.conf" 3
+run_until wrong-user-run "$TEST_TMP/wrong-user-file.conf" "event=postgres_unavailable"
+expect_in wrong-user-run "user=$nobody)"
 
 # 3. Kafka: SASL against a plaintext broker, librdkafka logging everything it logs about
 # security and its configuration; PostgreSQL works, with the password from password_file.
@@ -104,7 +110,7 @@ config kafka-sasl "host=$PGHOST port=$PGPORT user=$PGUSER dbname=$db" \
     "password_file = $TEST_TMP/pgpass" "[kafka]" "security.protocol = SASL_PLAINTEXT" \
     "sasl.mechanism = PLAIN" "sasl.username = someone" "sasl.password = $marker" \
     "debug = security,conf,broker" "[solarx]" "log_level = debug"
-run_for kafka-sasl-run "$TEST_TMP/kafka-sasl.conf" 4
+run_until kafka-sasl-run "$TEST_TMP/kafka-sasl.conf" "event=kafka_error code=_AUTHENTICATION"
 expect_in kafka-sasl-run "sasl.password"  # librdkafka did dump its configuration
 expect_in kafka-sasl-run "event=kafka_error code=_AUTHENTICATION"
 assert_eq "$(cli kafka-sasl-status "$TEST_TMP/kafka-sasl.conf" status)" 1 "status, SASL failing"
