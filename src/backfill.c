@@ -25,6 +25,7 @@
 #include "solarx/registry.h"
 
 #define FLUSH_ATTEMPTS 6
+#define REJECTED_ATTEMPTS 3
 #define REPLAY_IDLE_TIMEOUT_MS 60000
 
 /* Where decoded messages go: a batch, flushed when full and at the end. */
@@ -73,7 +74,12 @@ static bool sink_open(struct sink *k, const struct config *cfg, struct backfill_
     k->zone = clock_zone_new(cfg->source_timezone, errstr, errstr_size);
     if (!k->zone)
         return false;
-    k->decode = (struct decode_config){cfg->default_home_id, cfg->default_panel_id, k->zone};
+    k->decode = (struct decode_config){
+        .default_home_id = cfg->default_home_id,
+        .default_panel_id = cfg->default_panel_id,
+        .zone = k->zone,
+        .max_future_seconds = cfg->max_future_seconds,
+    };
     k->batch = batch_new(cfg->window_minutes * 60, k->zone);
     k->flusher = flusher_new(cfg, k->zone, NULL);
     if (!k->batch || !k->flusher) {
@@ -99,23 +105,80 @@ static bool sink_archive(struct sink *k, char *errstr, size_t errstr_size)
            0;
 }
 
-/* Writes the batch; retries a failed transaction on a new connection with backoff. */
-static bool sink_flush(struct sink *k, char *errstr, size_t errstr_size)
+/* How a batch is being written: as consumed, as a part of a batch PostgreSQL rejected (split
+ * again at the first rejection), or with no isolation at all (the dead letters of one rejected
+ * message, or the registry's writes alone). */
+enum write_mode { WRITE_BATCH, WRITE_PART, WRITE_FINAL };
+
+static bool sink_write(struct sink *k, struct batch *b, enum write_mode mode, char *errstr,
+                       size_t errstr_size);
+
+/* b was rejected by PostgreSQL (see service.c's isolate_rejected): the registry's pending writes
+ * alone first (never blamed on a message), then b's halves in message order, or, for a single
+ * message, its postgres_rejected dead letter. */
+static bool sink_isolate(struct sink *k, struct batch *b, char *errstr, size_t errstr_size)
 {
-    if (batch_is_empty(k->batch) && !flusher_registry_dirty(k->flusher))
+    int32_t window_seconds = k->cfg->window_minutes * 60;
+    struct batch *first = batch_new(window_seconds, k->zone);
+    struct batch *second = batch_new(window_seconds, k->zone);
+    bool ok;
+    if (flusher_registry_dirty(k->flusher)) {
+        log_warn("event=flush_isolating messages=%zu first=registry second=%zu",
+                 batch_message_count(b), batch_message_count(b));
+        ok = sink_write(k, first, WRITE_FINAL, errstr, errstr_size) &&
+             sink_write(k, b, WRITE_PART, errstr, errstr_size);
+    } else if (batch_split(b, first, second)) {
+        log_warn("event=flush_isolating messages=%zu first=%zu second=%zu", batch_message_count(b),
+                 batch_message_count(first), batch_message_count(second));
+        ok = sink_write(k, first, WRITE_PART, errstr, errstr_size) &&
+             sink_write(k, second, WRITE_PART, errstr, errstr_size);
+    } else {
+        char error[1100];
+        snprintf(error, sizeof(error), "postgres_rejected: sqlstate %s: %s",
+                 flusher_sqlstate(k->flusher), flusher_error(k->flusher));
+        batch_to_dead_letters(b, first, decode_error_name(DECODE_POSTGRES_REJECTED), error);
+        for (size_t i = 0; i < first->dead_count; i++) {
+            char quoted[1200];
+            log_error("event=message_rejected topic=%s partition=%d offset=%lld msg=%s",
+                      k->cfg->topic[first->dead[i].kind], (int)first->dead[i].partition,
+                      (long long)first->dead[i].offset,
+                      log_quote(first->dead[i].error, quoted, sizeof(quoted)));
+        }
+        k->result->dead_letters += first->dead_count;
+        ok = sink_write(k, first, WRITE_FINAL, errstr, errstr_size);
+    }
+    batch_destroy(first);
+    batch_destroy(second);
+    return ok;
+}
+
+/* Writes b (or, b empty, the registry's pending writes), retrying a failed transaction on a new
+ * connection with backoff; a batch PostgreSQL rejects REJECTED_ATTEMPTS times in a row (once,
+ * for a part) is isolated. */
+static bool sink_write(struct sink *k, struct batch *b, enum write_mode mode, char *errstr,
+                       size_t errstr_size)
+{
+    if (batch_is_empty(b) && !flusher_registry_dirty(k->flusher))
         return true;
-    int delay_ms = 200;
+    int delay_ms = 200, rejected = 0;
     for (int attempt = 1;; attempt++) {
-        enum flush_progress p = flusher_start(k->flusher, k->batch);
+        enum flush_progress p = flusher_start(k->flusher, b);
         if (p == FLUSH_BUSY)
             p = flusher_run_blocking(k->flusher);
         if (p == FLUSH_COMMITTED)
             break;
+        if (flusher_failure(k->flusher) == FLUSH_FAILURE_REJECTED && mode != WRITE_FINAL &&
+            !batch_is_empty(b) && (mode == WRITE_PART || ++rejected >= REJECTED_ATTEMPTS)) {
+            if (!sink_connect(k, errstr, errstr_size))
+                return false;
+            return sink_isolate(k, b, errstr, errstr_size);
+        }
         if (attempt == FLUSH_ATTEMPTS) {
             snprintf(errstr, errstr_size, "%s", flusher_error(k->flusher));
             return false;
         }
-        log_warn("event=flush_failed attempt=%d msg=\"%s\" retry_in_ms=%d", attempt,
+        log_warn("event=flush_failed attempt=%d sqlstate=%s msg=\"%s\" retry_in_ms=%d", attempt,
+                 flusher_sqlstate(k->flusher)[0] ? flusher_sqlstate(k->flusher) : "none",
                  flusher_error(k->flusher), delay_ms);
         struct timespec ts = {delay_ms / 1000, (long)(delay_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
@@ -131,8 +194,16 @@ static bool sink_flush(struct sink *k, char *errstr, size_t errstr_size)
               "event=flush_committed readings=%zu merged=%zu duplicates=%zu dead_letters=%zu "
               "ms=%.1f",
               st->readings, st->accepted, st->duplicates, st->dead_letters, st->elapsed_ms);
-    batch_clear(k->batch);
     return sink_archive(k, errstr, errstr_size);
+}
+
+/* Writes the batch (see sink_write) and empties it. */
+static bool sink_flush(struct sink *k, char *errstr, size_t errstr_size)
+{
+    if (!sink_write(k, k->batch, WRITE_BATCH, errstr, errstr_size))
+        return false;
+    batch_clear(k->batch);
+    return true;
 }
 
 static bool sink_add(struct sink *k, enum reading_kind kind, int32_t partition, int64_t offset,
@@ -143,18 +214,27 @@ static bool sink_add(struct sink *k, enum reading_kind kind, int32_t partition, 
     size_t n = 0;
     char reason[DECODE_REASON_SIZE];
     k->result->messages++;
+    k->decode.now = (int64_t)time(NULL);
     enum decode_error e =
-        decode_message(&k->decode, kind, payload, len, out, &n, reason, sizeof(reason));
+        decode_check_size(len, (size_t)k->cfg->max_message_bytes, reason, sizeof(reason));
+    if (e == DECODE_OK)
+        e = decode_message(&k->decode, kind, payload, len, out, &n, reason, sizeof(reason));
     if (e == DECODE_OK) {
         for (size_t i = 0; i < n; i++)
             batch_add_reading(k->batch, &out[i], partition, offset);
         k->result->readings += n;
+    } else if (e == DECODE_TOO_LARGE) {
+        batch_add_truncated_dead_letter(k->batch, kind, partition, offset, key, key_len, payload,
+                                        len, DECODE_TOO_LARGE_KEEP_BYTES, decode_error_name(e),
+                                        reason);
+        k->result->dead_letters++;
     } else {
         batch_add_dead_letter(k->batch, kind, partition, offset, key, key_len, payload, len,
                               decode_error_name(e), reason);
         k->result->dead_letters++;
     }
-    if (batch_size(k->batch) >= (size_t)k->cfg->flush_max_readings)
+    if (batch_is_full(k->batch, (size_t)k->cfg->flush_max_readings,
+                      (size_t)k->cfg->flush_max_bytes))
         return sink_flush(k, errstr, errstr_size);
     return true;
 }

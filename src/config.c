@@ -42,6 +42,10 @@ static const struct key_spec key_specs[] = {
     INT("solarx", "window_minutes", window_minutes, 1, 60),
     INT("solarx", "flush_interval_ms", flush_interval_ms, 10, 600000),
     INT("solarx", "flush_max_readings", flush_max_readings, 100, 10000000),
+    INT("solarx", "flush_max_bytes", flush_max_bytes, 1 << 20, 128 << 20),
+    INT("solarx", "max_message_bytes", max_message_bytes, 1024, 64 << 20),
+    INT("solarx", "max_future_seconds", max_future_seconds, 60, 315360000),
+    INT("solarx", "stop_timeout_s", stop_timeout_s, 1, 3600),
     INT("solarx", "raw_retention_days", raw_retention_days, 1, 36500),
     STR("solarx", "http_listen", http_listen),
     STR("solarx", "appliances_file", appliances_file),
@@ -402,6 +406,10 @@ static void set_defaults(struct config *cfg)
     cfg->window_minutes = 15;
     cfg->flush_interval_ms = 1000;
     cfg->flush_max_readings = 50000;
+    cfg->flush_max_bytes = 64 << 20;
+    cfg->max_message_bytes = 1 << 20;
+    cfg->max_future_seconds = 86400;
+    cfg->stop_timeout_s = 30;
     cfg->raw_retention_days = 7;
     cfg->http_listen = xstrdup("127.0.0.1:9187");
     cfg->appliances_file = xstrdup("/etc/solarx/home_appliances.json");

@@ -21,6 +21,9 @@ static const char *const error_names[DECODE_ERROR_COUNT] = {
     [DECODE_BAD_BATTERY_ID] = "bad_battery_id",
     [DECODE_TOO_MANY_READINGS] = "too_many_readings",
     [DECODE_UNKNOWN_KIND] = "unknown_kind",
+    [DECODE_FUTURE_TIMESTAMP] = "future_timestamp",
+    [DECODE_TOO_LARGE] = "too_large",
+    [DECODE_POSTGRES_REJECTED] = "postgres_rejected",
 };
 
 const char *decode_error_name(enum decode_error e)
@@ -179,6 +182,13 @@ static enum decode_error get_timestamp(const struct sink *s, const struct decode
         return fail(s, DECODE_BAD_TIMESTAMP, "\"time_stamp\" contains a NUL character");
     if (!clock_parse_timestamp(cfg->zone, text, ts, why, sizeof(why)))
         return fail(s, DECODE_BAD_TIMESTAMP, "\"%.40s\": %s", text, why);
+    if (*ts < 0)
+        return fail(s, DECODE_BAD_TIMESTAMP, "\"%.40s\" is before 1970-01-01 00:00:00 UTC", text);
+    /* Years have four digits, so *ts and now + max_future_seconds stay far from overflow. */
+    if (cfg->max_future_seconds > 0 && *ts - cfg->now > cfg->max_future_seconds)
+        return fail(s, DECODE_FUTURE_TIMESTAMP,
+                    "\"%.40s\" is %lld s ahead of the clock (max_future_seconds = %lld)", text,
+                    (long long)(*ts - cfg->now), (long long)cfg->max_future_seconds);
     return DECODE_OK;
 }
 
@@ -414,4 +424,15 @@ out:
     if (e == DECODE_OK)
         *n_out = n;
     return e;
+}
+
+enum decode_error decode_check_size(size_t len, size_t max_bytes, char *reason, size_t reason_size)
+{
+    if (len <= max_bytes)
+        return DECODE_OK;
+    const struct sink s = {.buf = reason, .size = reason_size};
+    return fail(&s, DECODE_TOO_LARGE,
+                "payload of %zu bytes exceeds max_message_bytes = %zu; its first %d bytes, length "
+                "and SHA-256 are kept",
+                len, max_bytes, DECODE_TOO_LARGE_KEEP_BYTES);
 }

@@ -36,6 +36,7 @@ enum query_tag { Q_OTHER, Q_PARTITIONS, Q_RAW, Q_FACT, Q_DEAD, Q_OFFSETS, Q_DIM,
 
 #define MAX_QUERIES 40
 #define MAX_PARAMS 20
+#define KNOWN_DAYS_MAX 64
 
 struct flusher {
     const struct config *cfg;
@@ -65,11 +66,16 @@ struct flusher {
     bool want_write;
     bool failed;
 
-    int64_t known_day_lo, known_day_hi; /* UTC days whose raw partitions exist (lo > hi: none) */
-    int64_t newest_ts;                  /* newest event time committed (or being), for retention */
-    int64_t raw_horizon;                /* raw rows before this instant are not kept (retention) */
-    int64_t dropped_horizon;            /* partitions before this were last dropped */
-    int64_t pending_day_lo, pending_day_hi;
+    /* UTC days (since the epoch) whose raw partitions are known to exist, sorted: the newest
+     * KNOWN_DAYS_MAX of them. Forgetting one only costs asking PostgreSQL again. */
+    int32_t known_days[KNOWN_DAYS_MAX];
+    size_t known_day_count;
+    int64_t newest_ts;       /* newest event time committed (or being), for retention */
+    int64_t raw_horizon;     /* raw rows before this instant are not kept (retention) */
+    int64_t dropped_horizon; /* partitions before this were last dropped */
+    int32_t *pending_days;   /* the days this flush ensures partitions for, sorted, distinct */
+    size_t pending_day_count, pending_days_cap;
+    char sqlstate[6]; /* of the flush's first error; "" when none came with one */
 
     struct pgarray arrays[MAX_PARAMS];
     struct timespec started;
@@ -196,9 +202,10 @@ static const char *const fact_sql[READING_KIND_COUNT] = {
 
 static const char dead_letter_sql[] =
     "INSERT INTO solarx_raw.dead_letters"
-    " (topic, \"partition\", \"offset\", key, payload, reason, error, source)"
+    " (topic, \"partition\", \"offset\", key, payload, reason, error, source, payload_bytes,"
+    "  payload_sha256)"
     " SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bytea[], $5::bytea[],"
-    "                      $6::text[], $7::text[], $8::text[])"
+    "                      $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bytea[])"
     " ON CONFLICT DO NOTHING";
 
 static const char offsets_sql[] =
@@ -217,8 +224,6 @@ struct flusher *flusher_new(const struct config *cfg, const struct clock_zone *z
     f->cfg = cfg;
     f->zone = zone;
     f->offsets_group = offsets_group ? strdup(offsets_group) : NULL;
-    f->known_day_lo = 1;
-    f->known_day_hi = 0;
     return f;
 }
 
@@ -242,6 +247,7 @@ void flusher_destroy(struct flusher *f)
     free(f->solar_home);
     free(f->changed);
     free(f->accepted);
+    free(f->pending_days);
     if (f->conn)
         PQfinish(f->conn);
     for (int i = 0; i < MAX_PARAMS; i++)
@@ -306,6 +312,57 @@ const char *flusher_error(const struct flusher *f)
     return f->error;
 }
 
+const char *flusher_sqlstate(const struct flusher *f)
+{
+    return f->sqlstate;
+}
+
+enum flush_failure flush_classify_sqlstate(const char *sqlstate)
+{
+    static const char *const transient[] = {
+        "40001", /* serialization_failure */
+        "40P01", /* deadlock_detected */
+        "55P03", /* lock_not_available (lock_timeout) */
+        "57P01", /* admin_shutdown */
+        "57P02", /* crash_shutdown */
+        "57P03", /* cannot_connect_now (starting up, recovering) */
+        "53300", /* too_many_connections */
+    };
+    /* Classes no message's content can cause with the flush's fixed statements: privileges and
+     * missing objects (42), transaction state such as read-only (25), authorisation (28),
+     * catalogue / schema names (3D, 3F), system and internal errors (58, XX); and disk full. */
+    static const char *const systemic_classes[] = {"42", "25", "28", "3D", "3F", "58", "XX"};
+    if (sqlstate == NULL || strlen(sqlstate) != 5 || strncmp(sqlstate, "08", 2) == 0)
+        return FLUSH_FAILURE_TRANSIENT; /* no answer, or the connection is gone */
+    for (size_t i = 0; i < sizeof(transient) / sizeof(transient[0]); i++)
+        if (strcmp(sqlstate, transient[i]) == 0)
+            return FLUSH_FAILURE_TRANSIENT;
+    if (strcmp(sqlstate, "53100") == 0) /* disk_full */
+        return FLUSH_FAILURE_SYSTEMIC;
+    for (size_t i = 0; i < sizeof(systemic_classes) / sizeof(systemic_classes[0]); i++)
+        if (strncmp(sqlstate, systemic_classes[i], 2) == 0)
+            return FLUSH_FAILURE_SYSTEMIC;
+    return FLUSH_FAILURE_REJECTED;
+}
+
+enum flush_failure flusher_failure(const struct flusher *f)
+{
+    return flush_classify_sqlstate(f->sqlstate);
+}
+
+const char *flush_failure_name(enum flush_failure failure)
+{
+    switch (failure) {
+    case FLUSH_FAILURE_TRANSIENT:
+        return "transient";
+    case FLUSH_FAILURE_SYSTEMIC:
+        return "systemic";
+    case FLUSH_FAILURE_REJECTED:
+        return "rejected";
+    }
+    return "unknown";
+}
+
 /* Records the first error of this flush (with the query that failed, when known). */
 static void set_error(struct flusher *f, const char *what, const char *detail)
 {
@@ -344,8 +401,7 @@ static enum flush_progress fail_flush(struct flusher *f)
     }
     f->want_write = false;
     /* Partitions may have been dropped meanwhile (retention, an operator): ask again. */
-    f->known_day_lo = 1;
-    f->known_day_hi = 0;
+    f->known_day_count = 0;
     release_flush(f);
     return FLUSH_FAILED;
 }
@@ -582,23 +638,103 @@ static bool retention(struct flusher *f, int64_t max_ts)
                       params);
 }
 
-static bool send_partitions_and_dates(struct flusher *f, int64_t min_ts, int64_t max_ts)
+static int compare_day(const void *a, const void *b)
 {
-    if (min_ts < f->raw_horizon)
-        min_ts = f->raw_horizon; /* no partitions for rows that are not kept */
-    if (max_ts < min_ts)
-        max_ts = min_ts;
-    f->pending_day_lo = floor_day(min_ts);
-    f->pending_day_hi = floor_day(max_ts);
-    if (f->pending_day_lo < f->known_day_lo || f->pending_day_hi > f->known_day_hi) {
-        char lo[24], hi[24];
-        snprintf(lo, sizeof(lo), "%lld", (long long)min_ts);
-        snprintf(hi, sizeof(hi), "%lld", (long long)max_ts);
-        const char *params[2] = {lo, hi};
+    const int32_t *x = a, *y = b;
+    return (*x > *y) - (*x < *y);
+}
+
+static bool day_is_known(const struct flusher *f, int32_t day)
+{
+    return bsearch(&day, f->known_days, f->known_day_count, sizeof(day), compare_day) != NULL;
+}
+
+/* After COMMIT: the pending days exist. Keeps the newest KNOWN_DAYS_MAX days known. */
+static void remember_pending_days(struct flusher *f)
+{
+    for (size_t i = 0; i < f->pending_day_count; i++) {
+        int32_t day = f->pending_days[i];
+        if (day_is_known(f, day))
+            continue;
+        if (f->known_day_count == KNOWN_DAYS_MAX) {
+            if (day < f->known_days[0])
+                continue;
+            memmove(f->known_days, f->known_days + 1,
+                    (KNOWN_DAYS_MAX - 1) * sizeof(f->known_days[0]));
+            f->known_day_count--;
+        }
+        size_t at = f->known_day_count;
+        while (at > 0 && f->known_days[at - 1] > day) {
+            f->known_days[at] = f->known_days[at - 1];
+            at--;
+        }
+        f->known_days[at] = day;
+        f->known_day_count++;
+    }
+    f->pending_day_count = 0;
+}
+
+/* Forgets the days before first_day (their partitions were dropped by retention). */
+static void forget_days_before(struct flusher *f, int32_t first_day)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < f->known_day_count; i++)
+        if (f->known_days[i] >= first_day)
+            f->known_days[keep++] = f->known_days[i];
+    f->known_day_count = keep;
+}
+
+/* The distinct UTC days of the raw rows this flush inserts, not known to have their
+ * partitions, into f->pending_days (sorted). */
+static bool collect_unknown_days(struct flusher *f)
+{
+    size_t n = 0, flat = 0;
+    for (size_t i = 0; i < f->window_count; i++) {
+        const struct batch_window *bw = f->windows[i];
+        for (size_t j = 0; j < bw->count; j++, flat++) {
+            const struct reading *r = &bw->items[j].r;
+            if (!f->accepted[flat] || r->ts < f->raw_horizon)
+                continue;
+            int32_t day = (int32_t)floor_day(r->ts); /* four-digit years: fits */
+            if ((n > 0 && f->pending_days[n - 1] == day) || day_is_known(f, day))
+                continue;
+            if (n == f->pending_days_cap) {
+                size_t cap = f->pending_days_cap ? 2 * f->pending_days_cap : 64;
+                int32_t *days = realloc(f->pending_days, cap * sizeof(*days));
+                if (!days) {
+                    set_error(f, "internal", "out of memory");
+                    return false;
+                }
+                f->pending_days = days;
+                f->pending_days_cap = cap;
+            }
+            f->pending_days[n++] = day;
+        }
+    }
+    qsort(f->pending_days, n, sizeof(*f->pending_days), compare_day);
+    size_t unique = 0;
+    for (size_t i = 0; i < n; i++)
+        if (unique == 0 || f->pending_days[unique - 1] != f->pending_days[i])
+            f->pending_days[unique++] = f->pending_days[i];
+    f->pending_day_count = unique;
+    return true;
+}
+
+/* Day partitions for exactly the days of the raw rows (unless known to exist), and dim_date rows
+ * for the windows. */
+static bool send_partitions_and_dates(struct flusher *f)
+{
+    if (!collect_unknown_days(f))
+        return false;
+    if (f->pending_day_count > 0) {
+        struct pgarray *days = arr(f, 0);
+        for (size_t i = 0; i < f->pending_day_count; i++)
+            pgarray_add_int(days, f->pending_days[i]);
+        const char *params[1] = {pgarray_finish(days)};
         if (!send_query(f, Q_PARTITIONS, -1,
-                        "SELECT solarx_raw.ensure_day_partitions(to_timestamp($1::bigint),"
-                        " to_timestamp($2::bigint))",
-                        2, params))
+                        "SELECT solarx_raw.ensure_partitions_for_days(ARRAY("
+                        "SELECT date '1970-01-01' + d FROM unnest($1::int[]) AS d))",
+                        1, params))
             return false;
     }
     struct pgarray *starts = arr(f, 0);
@@ -744,8 +880,8 @@ static bool send_dead_letters(struct flusher *f)
     const struct batch *b = f->batch;
     if (b->dead_count == 0)
         return true;
-    struct pgarray *a[8];
-    for (int i = 0; i < 8; i++)
+    struct pgarray *a[10];
+    for (int i = 0; i < 10; i++)
         a[i] = arr(f, i);
     for (size_t i = 0; i < b->dead_count; i++) {
         const struct batch_dead_letter *d = &b->dead[i];
@@ -764,11 +900,13 @@ static bool send_dead_letters(struct flusher *f)
             pgarray_add_text(a[7], d->source, strlen(d->source));
         else
             pgarray_add_null(a[7]);
+        pgarray_add_int(a[8], (int64_t)d->payload_bytes);
+        pgarray_add_bytea(a[9], d->payload_sha256, sizeof(d->payload_sha256));
     }
-    const char *params[8];
-    for (int i = 0; i < 8; i++)
+    const char *params[10];
+    for (int i = 0; i < 10; i++)
         params[i] = pgarray_finish(a[i]);
-    return send_query(f, Q_DEAD, -1, dead_letter_sql, 8, params);
+    return send_query(f, Q_DEAD, -1, dead_letter_sql, 10, params);
 }
 
 static bool send_offsets(struct flusher *f)
@@ -802,7 +940,7 @@ static bool send_writes(struct flusher *f)
     f->query_count = 0;
     bool ok = dimsync_send_dimension_writes(f->dims, send_for_dims, f, f->arrays);
     if (ok && f->stats.accepted > 0) {
-        ok = retention(f, max_ts) && send_partitions_and_dates(f, min_ts, max_ts);
+        ok = retention(f, max_ts) && send_partitions_and_dates(f);
         for (int kind = 0; ok && kind < READING_KIND_COUNT; kind++)
             ok = send_raw_rows(f, kind) && send_window_states(f, kind);
     }
@@ -860,6 +998,7 @@ enum flush_progress flusher_start(struct flusher *f, struct batch *b)
     }
     f->failed = false;
     f->error[0] = '\0';
+    f->sqlstate[0] = '\0';
     memset(&f->stats, 0, sizeof(f->stats));
     clock_gettime(CLOCK_MONOTONIC, &f->started);
     if (!f->conn) {
@@ -899,6 +1038,10 @@ static void take_result(struct flusher *f, PGresult *res)
                            : q < f->query_count && f->tags[q] == Q_OFFSETS ? "offsets"
                            : f->phase == PHASE_LOCK_AND_READ               ? "locking windows"
                                                                            : "flush";
+        if (!f->failed) {
+            const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+            snprintf(f->sqlstate, sizeof(f->sqlstate), "%s", state ? state : "");
+        }
         set_error(f, what, PQresultErrorMessage(res));
         return;
     }
@@ -974,25 +1117,12 @@ enum flush_progress flusher_on_io(struct flusher *f)
             return fail_flush(f);
         return FLUSH_BUSY;
     }
-    if (f->pending_day_lo < f->known_day_lo || f->pending_day_hi > f->known_day_hi) {
-        if (f->known_day_lo > f->known_day_hi) {
-            f->known_day_lo = f->pending_day_lo;
-            f->known_day_hi = f->pending_day_hi;
-        } else if (f->pending_day_lo <= f->known_day_hi + 1 &&
-                   f->pending_day_hi >= f->known_day_lo - 1) {
-            /* Contiguous with what is known: widen. Otherwise keep the old range. */
-            if (f->pending_day_lo < f->known_day_lo)
-                f->known_day_lo = f->pending_day_lo;
-            if (f->pending_day_hi > f->known_day_hi)
-                f->known_day_hi = f->pending_day_hi;
-        }
-    }
+    remember_pending_days(f);
     f->stats.elapsed_ms = ms_since(&f->started);
     f->stats.dimension_versions_rewritten = dimsync_changed(f->dims);
     if (f->stats.partitions_dropped > 0 || f->raw_horizon > f->dropped_horizon) {
         f->dropped_horizon = f->raw_horizon;
-        if (f->known_day_lo < floor_day(f->raw_horizon))
-            f->known_day_lo = floor_day(f->raw_horizon); /* those partitions are gone */
+        forget_days_before(f, (int32_t)floor_day(f->raw_horizon)); /* those are gone */
     }
     if (f->flushing_registry)
         f->registry_dirty = false;

@@ -413,7 +413,9 @@ rd_kafka_t *kafka_consumer_handle(struct kafka_consumer *kc)
     return kc->rk;
 }
 
-void kafka_consumer_close(struct kafka_consumer *kc)
+/* Frees kc; leave_group: close the consumer first (revoke handlers run), else only destroy the
+ * handle. */
+static void consumer_free(struct kafka_consumer *kc, bool leave_group)
 {
     if (!kc)
         return;
@@ -428,9 +430,11 @@ void kafka_consumer_close(struct kafka_consumer *kc)
         rd_kafka_queue_io_event_enable(kc->queue, -1, NULL, 0);
         rd_kafka_queue_destroy(kc->queue);
     }
-    if (kc->rk) {
+    if (kc->rk && leave_group) {
         rd_kafka_consumer_close(kc->rk); /* runs the revoke handler */
         rd_kafka_destroy(kc->rk);
+    } else if (kc->rk) {
+        rd_kafka_destroy_flags(kc->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     }
     for (int i = 0; i < 2; i++)
         if (kc->pipe_fds[i] >= 0)
@@ -438,4 +442,14 @@ void kafka_consumer_close(struct kafka_consumer *kc)
     for (int k = 0; k < READING_KIND_COUNT; k++)
         free(kc->topic[k]);
     free(kc);
+}
+
+void kafka_consumer_close(struct kafka_consumer *kc)
+{
+    consumer_free(kc, true);
+}
+
+void kafka_consumer_abandon(struct kafka_consumer *kc)
+{
+    consumer_free(kc, false);
 }

@@ -30,6 +30,14 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 30000
 #define CONNECT_POLL_MS 20
+/* A batch PostgreSQL rejects this many times in a row (not transiently) is split (see
+ * isolate_rejected). */
+#define REJECTED_ATTEMPTS 3
+/* Halves waiting during an isolation: one per level, so log2 of a batch's messages. */
+#define ISOLATION_DEPTH 64
+/* Exit status when SIGTERM's stop_timeout_s passes with a batch still unwritten (EX_TEMPFAIL:
+ * nothing is lost, the batch's offsets were not committed and it is consumed again). */
+#define EXIT_STOP_TIMEOUT 75
 
 struct service {
     struct config *cfg;
@@ -45,12 +53,21 @@ struct service {
     struct batch *inflight;         /* being written, or waiting to be retried */
     bool flushing;                  /* the flusher works on inflight */
     bool in_rebalance;              /* flushes run to completion synchronously */
+    /* Isolation of what PostgreSQL rejects: inflight is a part of a rejected batch, the rest of
+     * which waits in halves[] (the next one on top), in message order. */
+    struct batch *halves[ISOLATION_DEPTH];
+    int half_count;
+    bool isolating;
+    bool inflight_rejected; /* inflight holds the dead letters of a rejected message */
+    int rejected_failures;  /* consecutive non-transient failures of inflight */
 
     struct event *flush_timer, *pg_read, *pg_write, *connect_timer, *watchdog_timer;
     struct event *flush_deadline;
+    struct event *stop_timer;
     struct event *signals[3];
     PGconn *connecting;
     int backoff_ms;
+    bool flush_failing; /* the last flush failed: a new connection keeps the backoff */
 
     bool stopping;
     bool ready;
@@ -60,6 +77,8 @@ struct service {
 };
 
 static void start_flush(struct service *s);
+static void next_half(struct service *s);
+static bool isolate_rejected(struct service *s);
 static void try_finish_stop(struct service *s);
 static void reload_registry(struct service *s);
 
@@ -146,7 +165,8 @@ static void on_connect_timer(evutil_socket_t fd, short what, void *arg)
     s->pg_read = event_new(s->base, sock, EV_READ | EV_PERSIST, on_pg_io, s);
     s->pg_write = event_new(s->base, sock, EV_WRITE, on_pg_io, s);
     event_add(s->pg_read, NULL);
-    s->backoff_ms = 0;
+    if (!s->flush_failing)
+        s->backoff_ms = 0;
     log_info("event=postgres_connected");
     start_flush(s);
 }
@@ -165,13 +185,100 @@ static void log_flush(struct service *s, const struct flush_stats *st)
              st->partitions_created, st->partitions_dropped, st->raw_expired, st->elapsed_ms);
 }
 
+/* flush_max_readings or flush_max_bytes reached. */
+static bool batch_full(const struct service *s, const struct batch *b)
+{
+    return batch_is_full(b, (size_t)s->cfg->flush_max_readings, (size_t)s->cfg->flush_max_bytes);
+}
+
 static void update_backpressure(struct service *s)
 {
     if (!s->kc)
         return;
-    bool full = batch_size(s->pending) >= (size_t)s->cfg->flush_max_readings;
+    bool full = batch_full(s, s->pending);
     if (!s->stopping)
         kafka_consumer_hold(s->kc, full);
+}
+
+/* After a commit during an isolation: the next waiting half becomes inflight. */
+static void next_half(struct service *s)
+{
+    if (!s->isolating)
+        return;
+    if (s->half_count == 0) {
+        s->isolating = false;
+        log_info("event=isolation_done msg=\"the rejected batch is written; consumption goes on\"");
+        return;
+    }
+    struct batch *half = s->halves[--s->half_count];
+    s->halves[s->half_count] = NULL;
+    batch_absorb(s->inflight, half);
+    batch_destroy(half);
+}
+
+static void log_rejected_messages(struct service *s, const struct batch *letters)
+{
+    for (size_t i = 0; i < letters->dead_count; i++) {
+        const struct batch_dead_letter *d = &letters->dead[i];
+        char quoted[1200];
+        log_error("event=message_rejected topic=%s partition=%d offset=%lld reason=%s msg=%s",
+                  s->cfg->topic[d->kind], (int)d->partition, (long long)d->offset, d->reason,
+                  log_quote(d->error, quoted, sizeof(quoted)));
+        s->m.dead_letters[DECODE_POSTGRES_REJECTED]++;
+    }
+}
+
+/* The inflight batch failed for a reason PostgreSQL gives about its content. After
+ * REJECTED_ATTEMPTS such failures in a row, it is split in halves by message (batch_split), the
+ * first half is written next and the second waits; a part that fails again is split again, at
+ * once; a single message that still fails becomes a postgres_rejected dead letter. Every part
+ * that commits commits its offsets, so the stream goes on. Returns true when inflight changed
+ * and should be written at once; false to retry it with backoff (too few failures yet, or
+ * inflight is already the dead letters of one message). */
+static bool isolate_rejected(struct service *s)
+{
+    s->rejected_failures++;
+    if (s->inflight_rejected || batch_is_empty(s->inflight) ||
+        (!s->isolating && s->rejected_failures < REJECTED_ATTEMPTS))
+        return false; /* an empty inflight: the registry's writes alone are refused */
+    int32_t window_seconds = s->cfg->window_minutes * 60;
+    if (flusher_registry_dirty(s->flusher) && s->half_count < ISOLATION_DEPTH) {
+        /* The registry's writes ride along with every flush until one commits: try them alone
+         * first, so that a registry PostgreSQL refuses is never blamed on the messages. */
+        struct batch *rest = batch_new(window_seconds, s->zone);
+        batch_absorb(rest, s->inflight);
+        s->halves[s->half_count++] = rest; /* owned by halves[] now */
+        size_t messages = batch_message_count(rest);
+        log_warn("event=flush_isolating messages=%zu first=registry second=%zu", messages,
+                 messages);
+        s->isolating = true;
+        s->rejected_failures = 0;
+        return true;
+    }
+    struct batch *first = batch_new(window_seconds, s->zone);
+    struct batch *second = batch_new(window_seconds, s->zone);
+    if (s->half_count < ISOLATION_DEPTH && batch_split(s->inflight, first, second)) {
+        log_warn("event=flush_isolating messages=%zu first=%zu second=%zu",
+                 batch_message_count(s->inflight), batch_message_count(first),
+                 batch_message_count(second));
+        s->halves[s->half_count++] = second; /* owned by halves[] now */
+        second = NULL;
+    } else {
+        char error[1100];
+        snprintf(error, sizeof(error), "postgres_rejected: sqlstate %s: %s",
+                 flusher_sqlstate(s->flusher), flusher_error(s->flusher));
+        batch_to_dead_letters(s->inflight, first, decode_error_name(DECODE_POSTGRES_REJECTED),
+                              error);
+        log_rejected_messages(s, first);
+        s->inflight_rejected = true;
+    }
+    batch_clear(s->inflight);
+    batch_absorb(s->inflight, first);
+    batch_destroy(first);
+    batch_destroy(second);
+    s->isolating = true;
+    s->rejected_failures = 0;
+    return true;
 }
 
 static void flush_finished(struct service *s, enum flush_progress p)
@@ -195,13 +302,27 @@ static void flush_finished(struct service *s, enum flush_progress p)
         if (s->kc)
             kafka_consumer_commit(s->kc, s->inflight, s->stopping || s->in_rebalance);
         batch_clear(s->inflight);
+        s->backoff_ms = 0;
+        s->flush_failing = false;
+        s->rejected_failures = 0;
+        s->inflight_rejected = false;
+        next_half(s);
     } else {
         char quoted[1200];
+        enum flush_failure failure = flusher_failure(s->flusher);
+        size_t readings = s->inflight->reading_count; /* before an isolation changes inflight */
         s->m.flush_failures++;
         s->m.postgres_errors++;
         log_quote(flusher_error(s->flusher), quoted, sizeof(quoted));
-        log_error("event=flush_failed readings=%zu msg=%s retry=backoff",
-                  s->inflight->reading_count, quoted);
+        bool isolated = failure == FLUSH_FAILURE_REJECTED && isolate_rejected(s);
+        /* A batch that keeps failing on fresh connections is retried ever more slowly (to 30 s):
+         * the backoff is reset by the next commit, not by the next connection. */
+        s->flush_failing = true;
+        log_error("event=flush_failed readings=%zu sqlstate=%s failure=%s msg=%s retry=%s",
+                  readings, flusher_sqlstate(s->flusher)[0] ? flusher_sqlstate(s->flusher) : "none",
+                  flush_failure_name(failure), quoted, isolated ? "isolating" : "backoff");
+        if (isolated)
+            s->backoff_ms = 0; /* the next part goes at once, on a new connection */
         schedule_reconnect(s);
     }
     update_backpressure(s);
@@ -220,14 +341,19 @@ static void start_flush(struct service *s)
         s->next_registry = NULL;
         flusher_set_registry(s->flusher, s->registry);
     }
-    if (batch_is_empty(s->inflight)) {
+    if (s->isolating) {
+        /* inflight is the next part (or, empty, the registry's writes alone): in order. */
+    } else if (batch_is_empty(s->inflight)) {
         if (batch_is_empty(s->pending) && !flusher_registry_dirty(s->flusher))
             return;
         struct batch *t = s->inflight;
         s->inflight = s->pending;
         s->pending = t;
-    } else if (!batch_is_empty(s->pending) && batch_size(s->inflight) + batch_size(s->pending) <=
-                                                  2 * (size_t)s->cfg->flush_max_readings) {
+    } else if (!batch_is_empty(s->pending) &&
+               batch_size(s->inflight) + batch_size(s->pending) <=
+                   2 * (size_t)s->cfg->flush_max_readings &&
+               batch_bytes(s->inflight) + batch_bytes(s->pending) <=
+                   2 * (size_t)s->cfg->flush_max_bytes) {
         batch_absorb(s->inflight, s->pending); /* a retry takes what arrived meanwhile */
     }
     update_backpressure(s);
@@ -271,9 +397,8 @@ static void on_pg_io(evutil_socket_t fd, short what, void *arg)
         return;
     }
     flush_finished(s, p);
-    if (p == FLUSH_COMMITTED && !s->stopping &&
-        batch_size(s->pending) >= (size_t)s->cfg->flush_max_readings)
-        start_flush(s); /* a full batch does not wait for the timer */
+    if (p == FLUSH_COMMITTED && !s->stopping && (s->isolating || batch_full(s, s->pending)))
+        start_flush(s); /* a full batch, or the next part of an isolation, does not wait */
 }
 
 static void on_flush_timer(evutil_socket_t fd, short what, void *arg)
@@ -293,12 +418,23 @@ static void on_message(void *opaque, enum reading_kind kind, const rd_kafka_mess
     char reason[DECODE_REASON_SIZE];
     const char *payload = msg->payload ? msg->payload : "";
     s->m.consumed[kind]++;
+    s->decode.now = (int64_t)time(NULL);
     enum decode_error e =
-        decode_message(&s->decode, kind, payload, msg->len, out, &n, reason, sizeof(reason));
+        decode_check_size(msg->len, (size_t)s->cfg->max_message_bytes, reason, sizeof(reason));
+    if (e == DECODE_OK)
+        e = decode_message(&s->decode, kind, payload, msg->len, out, &n, reason, sizeof(reason));
     if (e == DECODE_OK) {
         for (size_t i = 0; i < n; i++)
             batch_add_reading(s->pending, &out[i], msg->partition, msg->offset);
         s->m.readings[kind] += n;
+    } else if (e == DECODE_TOO_LARGE) {
+        batch_add_truncated_dead_letter(s->pending, kind, msg->partition, msg->offset, msg->key,
+                                        msg->key_len, payload, msg->len,
+                                        DECODE_TOO_LARGE_KEEP_BYTES, decode_error_name(e), reason);
+        s->m.dead_letters[e]++;
+        log_warn("event=dead_letter topic=%s partition=%d offset=%lld reason=%s bytes=%zu",
+                 s->cfg->topic[kind], (int)msg->partition, (long long)msg->offset,
+                 decode_error_name(e), msg->len);
     } else {
         batch_add_dead_letter(s->pending, kind, msg->partition, msg->offset, msg->key, msg->key_len,
                               payload, msg->len, decode_error_name(e), reason);
@@ -308,7 +444,7 @@ static void on_message(void *opaque, enum reading_kind kind, const rd_kafka_mess
                   decode_error_name(e));
     }
     batch_note_offset(s->pending, kind, msg->partition, msg->offset);
-    if (batch_size(s->pending) >= (size_t)s->cfg->flush_max_readings) {
+    if (batch_full(s, s->pending)) {
         start_flush(s);
         update_backpressure(s);
     }
@@ -384,7 +520,7 @@ static void try_finish_stop(struct service *s)
 {
     if (s->flushing)
         return; /* flush_finished comes back here */
-    if (!batch_is_empty(s->inflight) || !batch_is_empty(s->pending)) {
+    if (!batch_is_empty(s->inflight) || !batch_is_empty(s->pending) || s->half_count > 0) {
         if (flusher_conn(s->flusher))
             start_flush(s);
         else
@@ -445,6 +581,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         s->cfg->log_level = fresh->log_level;
         s->cfg->flush_interval_ms = fresh->flush_interval_ms;
         s->cfg->flush_max_readings = fresh->flush_max_readings;
+        s->cfg->flush_max_bytes = fresh->flush_max_bytes;
         log_set_level(s->cfg->log_level);
         config_destroy(fresh);
         struct timeval tv = ms_to_tv(s->cfg->flush_interval_ms);
@@ -462,12 +599,29 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         event_base_loopbreak(s->base);
         return;
     }
-    log_info("event=stop_requested signal=%s", strsignal((int)sig));
+    log_info("event=stop_requested signal=%s stop_timeout_s=%d", strsignal((int)sig),
+             s->cfg->stop_timeout_s);
     sd_notify(0, "STOPPING=1");
     s->stopping = true;
+    struct timeval limit = {s->cfg->stop_timeout_s, 0};
+    evtimer_add(s->stop_timer, &limit);
     if (s->kc)
         kafka_consumer_pause(s->kc);
     try_finish_stop(s);
+}
+
+/* SIGTERM's stop_timeout_s passed with a batch still unwritten (PostgreSQL down, or refusing it
+ * without end): exit without it. Its offsets were never committed, so it is consumed again. */
+static void on_stop_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct service *s = arg;
+    log_error("event=stop_timeout stop_timeout_s=%d unwritten_readings=%zu exit_status=%d "
+              "msg=\"exiting without the last batch; its offsets are not committed, it is "
+              "consumed again after a restart\"",
+              s->cfg->stop_timeout_s, s->inflight->reading_count + s->pending->reading_count,
+              EXIT_STOP_TIMEOUT);
+    s->exit_code = EXIT_STOP_TIMEOUT;
+    event_base_loopbreak(s->base);
 }
 
 static void on_watchdog(evutil_socket_t fd, short what, void *arg)
@@ -614,7 +768,12 @@ int service_run(struct config *cfg, char *errstr, size_t errstr_size)
         rc = EX_CONFIG;
         goto out;
     }
-    s.decode = (struct decode_config){cfg->default_home_id, cfg->default_panel_id, s.zone};
+    s.decode = (struct decode_config){
+        .default_home_id = cfg->default_home_id,
+        .default_panel_id = cfg->default_panel_id,
+        .zone = s.zone,
+        .max_future_seconds = cfg->max_future_seconds,
+    };
     s.registry = load_registry(&s, errstr, errstr_size);
     if (!s.registry) {
         rc = EX_CONFIG;
@@ -639,6 +798,7 @@ int service_run(struct config *cfg, char *errstr, size_t errstr_size)
     s.flush_timer = event_new(s.base, -1, EV_PERSIST, on_flush_timer, &s);
     s.connect_timer = evtimer_new(s.base, on_connect_timer, &s);
     s.flush_deadline = evtimer_new(s.base, on_flush_deadline, &s);
+    s.stop_timer = evtimer_new(s.base, on_stop_timeout, &s);
     for (int i = 0; i < 3; i++) {
         s.signals[i] = evsignal_new(s.base, signal_numbers[i], on_signal, &s);
         event_add(s.signals[i], NULL);
@@ -676,8 +836,7 @@ out:
         if (rc == 0)
             kafka_consumer_close(s.kc); /* leaves the group; revoke finds nothing pending */
         else
-            rd_kafka_destroy_flags(kafka_consumer_handle(s.kc),
-                                   RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+            kafka_consumer_abandon(s.kc); /* nothing more is flushed or committed */
     }
     http_server_free(s.http);
     for (int i = 0; i < 3; i++)
@@ -690,6 +849,10 @@ out:
         event_free(s.connect_timer);
     if (s.flush_deadline)
         event_free(s.flush_deadline);
+    if (s.stop_timer)
+        event_free(s.stop_timer);
+    for (int i = 0; i < s.half_count; i++)
+        batch_destroy(s.halves[i]);
     if (s.watchdog_timer)
         event_free(s.watchdog_timer);
     if (s.connecting)

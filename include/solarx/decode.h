@@ -14,6 +14,11 @@ struct decode_config {
     int32_t default_home_id;       /* used when a message has no "home_id" (> 0) */
     int32_t default_panel_id;      /* solar: used when a message has no "panel_id" (> 0) */
     const struct clock_zone *zone; /* zone of naive timestamps; borrowed, must outlive use */
+    /* A reading more than max_future_seconds after now (both Unix seconds, set by the caller
+     * from the wall clock per message or batch) is a future_timestamp. max_future_seconds <= 0
+     * disables the check (tools that decode without a clock). */
+    int64_t now;
+    int64_t max_future_seconds;
 };
 
 /* Most batteries one battery_data message may carry (so the most readings of any message). */
@@ -34,12 +39,17 @@ enum decode_error {
     DECODE_BAD_BATTERY_ID,    /* a key of "batteries" is not battery_<positive int32> */
     DECODE_TOO_MANY_READINGS, /* more than DECODE_MAX_READINGS batteries */
     DECODE_UNKNOWN_KIND,      /* the kind argument is not a reading_kind (caller bug) */
+    DECODE_FUTURE_TIMESTAMP,  /* more than max_future_seconds ahead of the caller's clock */
+    DECODE_TOO_LARGE,         /* not decoded: the payload exceeds max_message_bytes (callers) */
+    DECODE_POSTGRES_REJECTED, /* decoded, but PostgreSQL rejects it (assigned by the flush policy)
+                               */
 };
-#define DECODE_ERROR_COUNT (DECODE_UNKNOWN_KIND + 1)
+#define DECODE_ERROR_COUNT (DECODE_POSTGRES_REJECTED + 1)
 
 /* Stable snake_case label of e, used in metrics and in reasons: "ok", "invalid_json",
  * "invalid_utf8", "duplicate_key", "not_object", "missing_field", "wrong_type", "out_of_range",
- * "bad_timestamp", "unknown_status", "bad_battery_id", "too_many_readings", "unknown_kind";
+ * "bad_timestamp", "unknown_status", "bad_battery_id", "too_many_readings", "unknown_kind",
+ * "future_timestamp", "too_large", "postgres_rejected";
  * "unknown" for a value outside the enum. Static storage. */
 const char *decode_error_name(enum decode_error e);
 
@@ -53,7 +63,9 @@ const char *decode_error_name(enum decode_error e);
  *                 panel_id (solar).
  *   battery:      one reading per battery, sorted by battery id; device_id = N of battery_N,
  *                 energy_wh = current_energy_wh.
- * All readings of one message share home_id and ts. Every field of out is written (unused
+ * All readings of one message share home_id and ts. A time stamp before 1970-01-01 UTC (after
+ * its offset or zone) is bad_timestamp; one beyond cfg->now + cfg->max_future_seconds is
+ * future_timestamp. Every field of out is written (unused
  * fields zero), so readings can be compared with memcmp.
  * Returns DECODE_OK, or the error with *n_out = 0 and "<name>: <detail>" in reason, e.g.
  * `missing_field: "time_stamp" is required`. One bad battery rejects the whole message.
@@ -61,6 +73,15 @@ const char *decode_error_name(enum decode_error e);
 enum decode_error decode_message(const struct decode_config *cfg, enum reading_kind kind,
                                  const char *payload, size_t len, struct reading *out,
                                  size_t *n_out, char *reason, size_t reason_size)
+    __attribute__((warn_unused_result));
+
+/* How much of a too_large payload a dead letter keeps. */
+#define DECODE_TOO_LARGE_KEEP_BYTES 65536
+
+/* Whether a payload of len bytes may be decoded at all: DECODE_OK when len <= max_bytes, else
+ * DECODE_TOO_LARGE with "too_large: ..." in reason (callers keep DECODE_TOO_LARGE_KEEP_BYTES of
+ * it, with its length and digest, and do not decode it). */
+enum decode_error decode_check_size(size_t len, size_t max_bytes, char *reason, size_t reason_size)
     __attribute__((warn_unused_result));
 
 #endif

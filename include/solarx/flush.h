@@ -90,4 +90,21 @@ int64_t flusher_raw_horizon(const struct flusher *f);
 const struct flush_stats *flusher_stats(const struct flusher *f);
 const char *flusher_error(const struct flusher *f);
 
+/* What a failed flush means for the batch (pure classification of its SQLSTATE). */
+enum flush_failure {
+    FLUSH_FAILURE_TRANSIENT, /* retry the same batch with backoff: connection lost (class 08, or
+                              * no SQLSTATE at all), 40001, 40P01, 55P03, 57P01-03, 53300 */
+    FLUSH_FAILURE_SYSTEMIC,  /* the server or schema refuses any batch (42, 25, 28, 3D, 3F, 58,
+                              * XX, 53100 disk full): retry with backoff; splitting cannot help */
+    FLUSH_FAILURE_REJECTED,  /* anything else (data exceptions 22, constraints 23, limits 54, out
+                              * of memory 53200, raised errors P0, ...): some content of the batch
+                              * is refused; after retries, isolate it by splitting */
+};
+enum flush_failure flush_classify_sqlstate(const char *sqlstate);
+const char *flush_failure_name(enum flush_failure failure);
+
+/* The SQLSTATE of the last failed flush ("" when it failed without one) and its class. */
+const char *flusher_sqlstate(const struct flusher *f);
+enum flush_failure flusher_failure(const struct flusher *f);
+
 #endif

@@ -65,6 +65,10 @@ int kafka_consumer_assigned(const struct kafka_consumer *kc);
 /* Leaves the group (revoke handlers run) and destroys the consumer. */
 void kafka_consumer_close(struct kafka_consumer *kc);
 
+/* Destroys the consumer without leaving the group and without revoke handlers (an exit that
+ * gives up pending work: nothing more is flushed or committed). */
+void kafka_consumer_abandon(struct kafka_consumer *kc);
+
 /* The librdkafka handle, for lag queries. */
 rd_kafka_t *kafka_consumer_handle(struct kafka_consumer *kc);
 

@@ -149,3 +149,210 @@ Test(batch, absorb_moves_everything_and_empties_the_source)
     batch_destroy(a);
     batch_destroy(b);
 }
+
+/* ---- bytes, split and dead letters (poison isolation) ---- */
+
+static int64_t next_offset_of(const struct batch *b, enum reading_kind kind, int32_t partition)
+{
+    for (const struct batch_offset *o = b->offsets; o; o = o->hh.next)
+        if (o->id.kind == (int32_t)kind && o->id.partition == partition)
+            return o->next_offset;
+    return -1;
+}
+
+static struct reading battery_reading(int32_t home, int32_t battery, int64_t ts)
+{
+    return (struct reading){.kind = READING_BATTERY,
+                            .home_id = home,
+                            .device_id = battery,
+                            .ts = ts,
+                            .energy_wh = 9860000000,
+                            .capacity_kwh = 12000000,
+                            .max_charge_speed_w = 1000000,
+                            .max_output_w = 3330000,
+                            .status = BATTERY_DISCHARGING};
+}
+
+Test(batch, bytes_count_readings_and_dead_letter_payloads)
+{
+    struct batch *b = batch_new(900, zone);
+    struct reading r = home_reading(1, 1739491200);
+    batch_add_reading(b, &r, 0, 1);
+    cr_assert_eq(batch_bytes(b), BATCH_READING_BYTES);
+    batch_add_dead_letter(b, READING_HOME, 0, 2, "k", 1, "xyz", 3, "invalid_json", "e");
+    cr_assert_eq(batch_bytes(b), BATCH_READING_BYTES + 1 + 3 + 1);
+    cr_assert(!batch_is_full(b, 3, 1000));
+    cr_assert(batch_is_full(b, 2, 1000), "two entries reach two readings");
+    cr_assert(batch_is_full(b, 1000, BATCH_READING_BYTES + 5), "bytes alone make it full");
+    batch_clear(b);
+    cr_assert_eq(batch_bytes(b), 0);
+    batch_destroy(b);
+}
+
+Test(batch, truncated_dead_letters_keep_a_prefix_with_the_whole_length_and_digest)
+{
+    struct batch *b = batch_new(900, zone);
+    size_t len = 200000;
+    char *payload = malloc(len);
+    memset(payload, 'a', len);
+    batch_add_truncated_dead_letter(b, READING_HOME, 0, 7, NULL, 0, payload, len, 65536,
+                                    "too_large", "too_large: big");
+    const struct batch_dead_letter *d = &b->dead[0];
+    cr_assert_eq(d->payload_len, 65536);
+    cr_assert_eq(d->payload_bytes, 200000);
+    /* sha256 of 200000 'a' characters (as `head -c 200000 /dev/zero | tr '\0' a | sha256sum`) */
+    static const unsigned char want[4] = {0x22, 0x87, 0xd2, 0x07};
+    cr_assert(memcmp(d->payload_sha256, want, 4) == 0, "digest of the whole payload");
+    cr_assert_eq(batch_bytes(b), 65536 + strlen("too_large: big"));
+    /* A whole payload has the same digest as a truncated copy of it. */
+    batch_add_dead_letter(b, READING_HOME, 0, 8, NULL, 0, payload, len, "x", "y");
+    cr_assert(memcmp(b->dead[1].payload_sha256, d->payload_sha256, 32) == 0);
+    cr_assert_eq(b->dead[1].payload_len, len);
+    free(payload);
+    batch_destroy(b);
+}
+
+/* A batch of messages over two topics and partitions, with a gap after the last offsets. */
+static struct batch *mixed_batch(void)
+{
+    struct batch *b = batch_new(900, zone);
+    int64_t t0 = 1739491200;
+    for (int64_t off = 10; off < 15; off++) { /* home p0: 10..14 */
+        struct reading r = home_reading(1, t0 + off);
+        batch_add_reading(b, &r, 0, off);
+        batch_note_offset(b, READING_HOME, 0, off);
+    }
+    for (int64_t off = 3; off < 6; off++) { /* battery p1: 3..5, two batteries each */
+        struct reading r1 = battery_reading(1, 1, t0 + off), r2 = battery_reading(1, 2, t0 + off);
+        batch_add_reading(b, &r1, 1, off);
+        batch_add_reading(b, &r2, 1, off);
+        batch_note_offset(b, READING_BATTERY, 1, off);
+    }
+    batch_add_dead_letter(b, READING_HOME, 0, 15, NULL, 0, "{", 1, "invalid_json", "bad");
+    batch_note_offset(b, READING_HOME, 0, 15);
+    batch_note_offset(b, READING_HOME, 0, 19); /* e.g. transaction markers: nothing to write */
+    return b;
+}
+
+Test(batch, split_halves_messages_in_topic_partition_offset_order)
+{
+    struct batch *src = mixed_batch();
+    cr_assert_eq(batch_message_count(src), 9);
+    struct batch *first = batch_new(900, zone), *second = batch_new(900, zone);
+    cr_assert(batch_split(src, first, second));
+    /* Order: home (kind 0) p0 10..15, then battery p1 3..5: first = home 10..13. */
+    cr_assert_eq(batch_message_count(first), 4);
+    cr_assert_eq(batch_message_count(second), 5);
+    cr_assert_eq(first->reading_count, 4);
+    cr_assert_eq(first->dead_count, 0);
+    cr_assert_eq(second->reading_count, 1 + 6);
+    cr_assert_eq(second->dead_count, 1);
+    cr_assert_eq(next_offset_of(first, READING_HOME, 0), 14, "only up to its own last message");
+    cr_assert_eq(next_offset_of(first, READING_BATTERY, 1), -1);
+    cr_assert_eq(next_offset_of(second, READING_HOME, 0), 20, "the source's, gap included");
+    cr_assert_eq(next_offset_of(second, READING_BATTERY, 1), 6);
+    cr_assert_eq(batch_message_count(src), 9, "the source is unchanged");
+    cr_assert_eq(batch_bytes(first) + batch_bytes(second), batch_bytes(src));
+    cr_assert_null(second->source);
+
+    /* Again on the second half: home 14, 15 | battery 3, 4, 5 -> first keeps the whole of home
+     * p0, so it also takes the partition's next offset after the gap. */
+    struct batch *a = batch_new(900, zone), *c = batch_new(900, zone);
+    cr_assert(batch_split(second, a, c));
+    cr_assert_eq(batch_message_count(a), 2);
+    cr_assert_eq(next_offset_of(a, READING_HOME, 0), 20);
+    cr_assert_eq(next_offset_of(c, READING_HOME, 0), -1);
+    cr_assert_eq(next_offset_of(c, READING_BATTERY, 1), 6);
+    cr_assert_eq(c->reading_count, 6, "a message's readings stay together");
+    batch_destroy(a);
+    batch_destroy(c);
+    batch_destroy(first);
+    batch_destroy(second);
+    batch_destroy(src);
+}
+
+Test(batch, split_down_to_single_messages_then_refuses)
+{
+    struct batch *b = mixed_batch();
+    /* Keep halving the second half: every level holds fewer messages, down to one. */
+    size_t levels = 0;
+    for (;;) {
+        struct batch *first = batch_new(900, zone), *second = batch_new(900, zone);
+        bool split = batch_split(b, first, second);
+        if (!split) {
+            cr_assert_eq(batch_message_count(b), 1);
+            cr_assert_eq(first->reading_count + first->dead_count, 0, "nothing added");
+            batch_destroy(first);
+            batch_destroy(second);
+            break;
+        }
+        cr_assert_lt(batch_message_count(second), batch_message_count(b));
+        batch_destroy(first);
+        batch_destroy(b);
+        b = second;
+        levels++;
+    }
+    cr_assert_eq(levels, 4); /* 9 -> 5 -> 3 -> 2 -> 1: the last one is battery p1 offset 5 */
+    cr_assert_eq(next_offset_of(b, READING_BATTERY, 1), 6);
+    batch_destroy(b);
+}
+
+Test(batch, rejected_messages_become_dead_letters_with_a_rebuilt_payload)
+{
+    struct batch *src = batch_new(900, zone);
+    struct reading r1 = battery_reading(3, 2, 1739498940), r2 = battery_reading(3, 1, 1739498940);
+    batch_add_reading(src, &r1, 2, 41);
+    batch_add_reading(src, &r2, 2, 41);
+    batch_note_offset(src, READING_BATTERY, 2, 41);
+    struct batch *dst = batch_new(900, zone);
+    batch_to_dead_letters(src, dst, "postgres_rejected", "postgres_rejected: sqlstate 23514: x");
+    cr_assert_eq(dst->dead_count, 1);
+    cr_assert_eq(dst->reading_count, 0);
+    const struct batch_dead_letter *d = &dst->dead[0];
+    cr_assert_eq(d->kind, READING_BATTERY);
+    cr_assert_eq(d->partition, 2);
+    cr_assert_eq(d->offset, 41);
+    cr_assert_str_eq(d->reason, "postgres_rejected");
+    cr_assert_str_eq(d->error, "postgres_rejected: sqlstate 23514: x");
+    cr_assert_str_eq(d->payload,
+                     "{\"time_stamp\": \"2025-02-14 02:09:00+00:00\", \"home_id\": 3, "
+                     "\"batteries\": {\"battery_1\": {\"capacity_kwh\": 12.000000, "
+                     "\"max_charge_speed_w\": 1.000000, \"current_energy_wh\": 9860.000000, "
+                     "\"is_charging\": 0, \"status\": \"discharging\", \"max_output_w\": "
+                     "3.330000}, \"battery_2\": {\"capacity_kwh\": 12.000000, "
+                     "\"max_charge_speed_w\": 1.000000, \"current_energy_wh\": 9860.000000, "
+                     "\"is_charging\": 0, \"status\": \"discharging\", \"max_output_w\": "
+                     "3.330000}}}");
+    cr_assert_eq(d->payload_bytes, d->payload_len);
+    cr_assert_eq(next_offset_of(dst, READING_BATTERY, 2), 42);
+    batch_destroy(src);
+    batch_destroy(dst);
+}
+
+Test(batch, rejected_dead_letters_keep_their_payload_and_say_what_they_were)
+{
+    struct batch *src = batch_new(900, zone);
+    batch_set_source(src, "home.jsonl");
+    batch_add_dead_letter(src, READING_HOME, -1, 9, "key", 3, "\0\xff", 2, "invalid_json", "bad");
+    struct reading r = home_reading(1, 1739498940);
+    batch_add_reading(src, &r, -1, 10);
+    struct batch *first = batch_new(900, zone), *second = batch_new(900, zone);
+    cr_assert(batch_split(src, first, second));
+    cr_assert_str_eq(second->source, "home.jsonl", "halves keep the dump file");
+    batch_destroy(first);
+    batch_destroy(second);
+    struct batch *dst = batch_new(900, zone);
+    batch_to_dead_letters(src, dst, "postgres_rejected", "postgres_rejected: p");
+    cr_assert_eq(dst->dead_count, 2);
+    cr_assert_str_eq(dst->dead[0].error, "postgres_rejected: p (was invalid_json: bad)");
+    cr_assert_eq(dst->dead[0].payload_len, 2);
+    cr_assert_eq(memcmp(dst->dead[0].payload, "\0\xff", 2), 0);
+    cr_assert_str_eq(dst->dead[0].source, "home.jsonl");
+    cr_assert_str_eq(dst->dead[1].source, "home.jsonl", "rebuilt letters take src's source");
+    cr_assert_str_eq(dst->dead[1].payload,
+                     "{\"time_stamp\": \"2025-02-14 02:09:00+00:00\", \"home_id\": 1, "
+                     "\"current_consumption_w\": 0.001000, \"consumption_accumulated_w\": "
+                     "0.000000}");
+    batch_destroy(src);
+    batch_destroy(dst);
+}

@@ -368,3 +368,26 @@ Test(config, knows_which_keys_were_set_explicitly)
     cr_expect_str_eq(cfg->raw_archive_dir, "");
     config_destroy(cfg);
 }
+
+Test(config, poison_limits_have_defaults_bounds_and_overrides)
+{
+    struct config *cfg = load_ok("", NULL);
+    cr_assert_eq(cfg->flush_max_bytes, 64 << 20);
+    cr_assert_eq(cfg->max_message_bytes, 1048576);
+    cr_assert_eq(cfg->max_future_seconds, 86400);
+    cr_assert_eq(cfg->stop_timeout_s, 30);
+    config_destroy(cfg);
+    char *env[] = {"SOLARX_SOLARX_STOP_TIMEOUT_S=5", NULL};
+    cfg = load_ok("[solarx]\nflush_max_bytes = 1048576\nmax_message_bytes = 524288\n"
+                  "max_future_seconds = 3600\n",
+                  env);
+    cr_assert_eq(cfg->flush_max_bytes, 1048576);
+    cr_assert_eq(cfg->max_message_bytes, 524288);
+    cr_assert_eq(cfg->max_future_seconds, 3600);
+    cr_assert_eq(cfg->stop_timeout_s, 5);
+    config_destroy(cfg);
+    load_fails("[solarx]\nflush_max_bytes = 1073741824\n", NULL,
+               "flush_max_bytes = \"1073741824\": expected an integer from 1048576 to 134217728",
+               NULL);
+    load_fails("[solarx]\nstop_timeout_s = 0\n", NULL, "stop_timeout_s", NULL);
+}

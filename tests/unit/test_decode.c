@@ -427,6 +427,9 @@ Test(decode, error_names_are_stable_snake_case_labels)
         "bad_battery_id",
         "too_many_readings",
         "unknown_kind",
+        "future_timestamp",
+        "too_large",
+        "postgres_rejected",
     };
     for (int e = 0; e < DECODE_ERROR_COUNT; e++)
         cr_assert_str_eq(decode_error_name((enum decode_error)e), names[e]);
@@ -795,4 +798,88 @@ Test(decode, truncations_and_byte_flips_never_crash)
             cr_assert(strncmp(reason, decode_error_name(e), strlen(decode_error_name(e))) == 0,
                       "%s", reason);
     }
+}
+
+/* ---- the wall clock: future and pre-1970 readings ---- */
+
+static const char *home_at(const char *ts, char *buf, size_t size)
+{
+    snprintf(buf, size,
+             "{\"time_stamp\": \"%s\", \"current_consumption_w\": 0.5,"
+             " \"consumption_accumulated_w\": 10}",
+             ts);
+    return buf;
+}
+
+Test(decode, readings_beyond_max_future_seconds_are_future_timestamp)
+{
+    char msg[256];
+    cfg.now = 1739498940; /* 2025-02-14 02:09:00 UTC */
+    cfg.max_future_seconds = 86400;
+    cr_assert_eq(decode_ok(READING_HOME, home_at("2025-02-15 02:09:00", msg, sizeof(msg))), 1);
+    decode_fails(READING_HOME, home_at("2025-02-15 02:09:01", msg, sizeof(msg)),
+                 DECODE_FUTURE_TIMESTAMP,
+                 "is 86401 s ahead of the clock (max_future_seconds = 86400)");
+    decode_fails(READING_HOME, home_at("2036-12-02 10:00:00", msg, sizeof(msg)),
+                 DECODE_FUTURE_TIMESTAMP, "\"2036-12-02 10:00:00\"");
+    decode_fails(READING_HOME, home_at("9999-12-31 23:59:59", msg, sizeof(msg)),
+                 DECODE_FUTURE_TIMESTAMP, "\"9999-12-31 23:59:59\" is 251");
+    decode_fails(READING_HOME, home_at("9999-12-31T23:59:59-14:00", msg, sizeof(msg)),
+                 DECODE_FUTURE_TIMESTAMP, "ahead of the clock");
+    decode_fails(READING_BATTERY,
+                 "{\"time_stamp\": \"9999-12-31 23:59:59\", \"batteries\": {\"battery_1\":"
+                 " {\"capacity_kwh\": 12, \"max_charge_speed_w\": 1, \"current_energy_wh\": 9860,"
+                 " \"is_charging\": 0, \"status\": \"ideal\", \"max_output_w\": 3.33}}}",
+                 DECODE_FUTURE_TIMESTAMP, "ahead of the clock");
+    /* The past is never too far: late data merges. */
+    cr_assert_eq(decode_ok(READING_HOME, home_at("1970-01-01 00:00:00", msg, sizeof(msg))), 1);
+    cr_assert_eq(out[0].ts, 0);
+}
+
+Test(decode, no_clock_means_no_future_check)
+{
+    char msg[256];
+    cfg.now = 0;
+    cfg.max_future_seconds = 0;
+    cr_assert_eq(decode_ok(READING_HOME, home_at("9999-12-31 23:59:59", msg, sizeof(msg))), 1);
+    cr_assert_eq(out[0].ts, 253402300799LL);
+}
+
+Test(decode, readings_before_1970_utc_are_bad_timestamp)
+{
+    char msg[256];
+    cfg.now = 1739498940;
+    cfg.max_future_seconds = 86400;
+    decode_fails(READING_HOME, home_at("1969-12-31 23:59:59", msg, sizeof(msg)),
+                 DECODE_BAD_TIMESTAMP, "year 1969 out of range");
+    decode_fails(READING_HOME, home_at("0001-01-01 00:00:00", msg, sizeof(msg)),
+                 DECODE_BAD_TIMESTAMP, "out of range");
+    /* 1970 local, 1969 in UTC once the offset is applied. */
+    decode_fails(READING_HOME, home_at("1970-01-01T00:30:00+01:00", msg, sizeof(msg)),
+                 DECODE_BAD_TIMESTAMP, "is before 1970-01-01 00:00:00 UTC");
+    cr_assert_eq(decode_ok(READING_HOME, home_at("1970-01-01T01:00:00+01:00", msg, sizeof(msg))),
+                 1);
+    cr_assert_eq(out[0].ts, 0);
+}
+
+Test(decode, a_zone_east_of_utc_moves_early_1970_before_the_epoch)
+{
+    char err[256], msg[256];
+    struct clock_zone *paris = clock_zone_new("Europe/Paris", err, sizeof(err));
+    cr_assert_not_null(paris, "%s", err);
+    cfg.zone = paris;
+    decode_fails(READING_HOME, home_at("1970-01-01 00:59:59", msg, sizeof(msg)),
+                 DECODE_BAD_TIMESTAMP, "before 1970-01-01");
+    cr_assert_eq(decode_ok(READING_HOME, home_at("1970-01-01 01:00:00", msg, sizeof(msg))), 1);
+    cfg.zone = utc_zone;
+    clock_zone_destroy(paris);
+}
+
+Test(decode, oversized_payloads_are_too_large_before_any_parsing)
+{
+    char why[DECODE_REASON_SIZE];
+    cr_assert_eq(decode_check_size(1048576, 1048576, why, sizeof(why)), DECODE_OK);
+    cr_assert_eq(decode_check_size(1048577, 1048576, why, sizeof(why)), DECODE_TOO_LARGE);
+    cr_assert_str_eq(why, "too_large: payload of 1048577 bytes exceeds max_message_bytes = "
+                          "1048576; its first 65536 bytes, length and SHA-256 are kept");
 }
