@@ -55,7 +55,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size == 0)
         return 0;
     enum reading_kind kind = (enum reading_kind)(data[0] % READING_KIND_COUNT);
-    struct decode_config cfg = {1, 4, (data[0] & 4) ? berlin : utc};
+    /* A fixed clock (2025-02-14 02:09:00 UTC), so that future_timestamp is reached too. */
+    struct decode_config cfg = {.default_home_id = 1,
+                                .default_panel_id = 4,
+                                .zone = (data[0] & 4) ? berlin : utc,
+                                .now = 1739498940,
+                                .max_future_seconds = (data[0] & 16) ? 86400 : 0};
     size_t reason_size = (data[0] & 8) ? 12 : DECODE_REASON_SIZE;
     /* A copy of exactly the payload's bytes, so that ASan sees any read past its end. */
     size_t len = size - 1;
