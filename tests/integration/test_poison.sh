@@ -212,4 +212,4 @@ assert_eq "$(q "$dbp" "select count(*) from solarx_raw.dead_letters where reason
 messages=$(jq -r '[.messages[]] | add' "$summary")
 rows=$(awk '{ n += $2 } END { print n }' <<<"$digest_c")
 echo "PASS test_poison scale=$SOLARX_TEST_SCALE messages=$messages rows=$rows kills=$kills" \
-    "poison=7 isolations=$isolations stop_timeout_exit=75 total_s=$((SECONDS - started))"
+    "poison=8 isolations=$isolations stop_timeout_exit=75 total_s=$((SECONDS - started))"
