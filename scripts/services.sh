@@ -17,6 +17,7 @@ PG_PORT=${SOLARX_PG_PORT:-55432}
 KAFKA_PORT=${SOLARX_BROKER_PORT:-19092}
 CONTROLLER_PORT=${SOLARX_BROKER_CONTROLLER_PORT:-19093}
 PG_BIN=${SOLARX_PG_BIN:-/usr/lib/postgresql/15/bin}
+PG_STOP_MODE=${SOLARX_PG_STOP_MODE:-fast}
 KAFKA_START_TIMEOUT=${SOLARX_BROKER_START_TIMEOUT:-120}
 PG_DIR=$SOLARX_RUN_DIR/pg
 PG_DATA=$PG_DIR/data
@@ -37,7 +38,7 @@ usage: scripts/services.sh COMMAND
   down           stop both and remove their data
   status         say what runs (exit 0 when both run, 3 otherwise)
   env            print the path of the env file (exit 1 when it does not exist)
-  restart-pg     stop PostgreSQL (-m fast) and start it again, keeping data
+  restart-pg     stop PostgreSQL (-m fast, or SOLARX_PG_STOP_MODE) and start it again, keeping data
   restart-kafka  stop the broker (SIGTERM) and start it again, keeping data
   stop-pg | start-pg | stop-kafka | start-kafka   the halves of the above, for fault injection
 
@@ -45,6 +46,8 @@ environment (defaults):
   SOLARX_RUN_DIR=/tmp/solarx-run  SOLARX_CACHE_DIR=\$HOME/.cache/solarx
   SOLARX_PG_PORT=55432  SOLARX_BROKER_PORT=19092  SOLARX_BROKER_CONTROLLER_PORT=19093
   SOLARX_PG_BIN=/usr/lib/postgresql/15/bin  SOLARX_BROKER_START_TIMEOUT=120  SOLARX_SKIP_DEPS=0
+  SOLARX_PG_STOP_MODE=fast   pg_ctl's shutdown mode for stop-pg/restart-pg: smart, fast, or
+                             immediate (a crash: no checkpoint, recovery on the next start)
 EOF
 }
 
@@ -149,8 +152,12 @@ pg_start() {
 }
 
 pg_stop() {
+    case $PG_STOP_MODE in
+    smart | fast | immediate) ;;
+    *) die "SOLARX_PG_STOP_MODE=$PG_STOP_MODE: expected smart, fast or immediate" ;;
+    esac
     if pg_running; then
-        as_pg "$PG_BIN/pg_ctl" stop -D "$PG_DATA" -m fast -w -t 60 >/dev/null
+        as_pg "$PG_BIN/pg_ctl" stop -D "$PG_DATA" -m "$PG_STOP_MODE" -w -t 60 >/dev/null
     fi
 }
 
