@@ -88,11 +88,29 @@ start() {
     PID[$1]=$!
 }
 
-# alive NAME: fails when instance NAME is no longer running.
+# life_log NAME: what the current life of instance NAME logged.
+life_log() {
+    awk -v life="life=${LIFE[$1]}" '/test=chaos event=life_start/ { on = ($NF == life); next } on' \
+        "$TEST_TMP/$1.log"
+}
+
+# alive NAME: returns when instance NAME runs. An instance that exited on its own after a fatal
+# librdkafka error (a zombie comes back fenced) is restarted, as systemd's Restart=on-failure
+# would; any other exit fails the test.
+RESTARTED=0
 alive() {
+    local rc=0
     kill -0 "${PID[$1]}" 2>/dev/null && return 0
+    wait "${PID[$1]}" || rc=$?
+    if ((rc != 0)) && life_log "$1" | grep -qE 'event=kafka_fatal|facility=FATAL|error=_FATAL'; then
+        echo "chaos: t=$((SECONDS - started))s instance $1 exited $rc after a fatal Kafka error;" \
+            "restarted (Restart=on-failure)"
+        RESTARTED=$((RESTARTED + 1))
+        start "$1"
+        return 0
+    fi
     tail -n 40 "$TEST_TMP/$1.log" >&2
-    fail "instance $1 (pid ${PID[$1]}) died on its own"
+    fail "instance $1 (pid ${PID[$1]}) exited $rc on its own"
 }
 
 # stop NAME: SIGTERM; the instance must exit 0 within STOP_S seconds.
@@ -115,8 +133,7 @@ stop() {
 # wait_log NAME PATTERN TIMEOUT_S: waits until the current life of NAME logged PATTERN.
 wait_log() {
     local deadline=$((SECONDS + $3))
-    until awk -v life="life=${LIFE[$1]}" '/event=life_start/ { on = ($NF == life); next } on' \
-        "$TEST_TMP/$1.log" | grep -q "$2"; do
+    until life_log "$1" | grep -q "$2"; do
         alive "$1"
         ((SECONDS < deadline)) || fail "instance $1 did not log $2 within $3s"
         sleep 0.2
@@ -234,12 +251,15 @@ until [[ $(pg_offsets "$db" "$group" 2>/dev/null || true) == "$want" ]]; do
 done
 caught_up=$SECONDS
 for name in a b; do
-    deadline=$((SECONDS + 60))
+    deadline=$((SECONDS + 120))
     until [[ $(health "$name") == 200 ]]; do
-        ((SECONDS < deadline)) || fail "instance $name: /healthz $(health "$name") after catch-up"
+        alive "$name"
+        ((SECONDS < deadline)) || fail "instance $name: /healthz $(health "$name") 120s after catch-up"
         sleep 0.5
     done
 done
+alive a
+alive b
 stop a
 stop b
 for name in a b; do
@@ -268,5 +288,5 @@ assert_same_digest reference "$digest_ref" chaos "$digest_chaos"
 echo "PASS test_chaos_two_instances scale=$SOLARX_TEST_SCALE seed=$SEED faults=$survived" \
     "($(printf '%s\n' "${plan[@]}" | sort | uniq -c | awk '{ printf "%s%s=%s", s, $2, $1; s = " " }'))" \
     "messages=$messages rows=$rows lives_a=${LIFE[a]} lives_b=${LIFE[b]}" \
-    "fencing_drops=$(cat "$TEST_TMP"/[abc].log | grep -c 'fenc' || true)" \
+    "fatal_restarts=$RESTARTED fenced_flushes=$(cat "$TEST_TMP"/[abc].log | grep -cE 'event=[a-z_]*fenced' || true)" \
     "catch_up_s=$((caught_up - started)) total_s=$((SECONDS - started))"
