@@ -23,7 +23,8 @@ source "$SOLARX_RUN_DIR/env"
 # must not override it through SOLARX_<SECTION>_<KEY>.
 unset SOLARX_POSTGRES_CONNINFO
 
-TEST_TMP=$(mktemp -d "/tmp/solarx-$(basename "$0" .sh)-XXXXXX")
+# SOLARX_TEST_TMPDIR (default /tmp): where the test's scratch directory is made.
+TEST_TMP=$(mktemp -d "${SOLARX_TEST_TMPDIR:-/tmp}/solarx-$(basename "$0" .sh)-XXXXXX")
 # Every database this test creates starts with this prefix, so that cleanup finds them even when
 # they were created in a $(...) subshell.
 TEST_DB_PREFIX="solarx_t_$(basename "$0" .sh | tr -c 'a-z0-9_\n' _)_$$_"
