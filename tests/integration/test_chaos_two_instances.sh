@@ -102,7 +102,8 @@ alive() {
     local rc=0
     kill -0 "${PID[$1]}" 2>/dev/null && return 0
     wait "${PID[$1]}" || rc=$?
-    if ((rc != 0)) && life_log "$1" | grep -qE 'event=kafka_fatal|facility=FATAL|error=_FATAL'; then
+    # grep reads a here-string: with pipefail, grep -q quitting early would fail the pipe.
+    if ((rc != 0)) && grep -qE 'event=kafka_fatal|facility=FATAL|error=_FATAL' <<<"$(life_log "$1")"; then
         echo "chaos: t=$((SECONDS - started))s instance $1 exited $rc after a fatal Kafka error;" \
             "restarted (Restart=on-failure)"
         RESTARTED=$((RESTARTED + 1))
@@ -133,7 +134,7 @@ stop() {
 # wait_log NAME PATTERN TIMEOUT_S: waits until the current life of NAME logged PATTERN.
 wait_log() {
     local deadline=$((SECONDS + $3))
-    until life_log "$1" | grep -q "$2"; do
+    until grep -q "$2" <<<"$(life_log "$1")"; do
         alive "$1"
         ((SECONDS < deadline)) || fail "instance $1 did not log $2 within $3s"
         sleep 0.2
