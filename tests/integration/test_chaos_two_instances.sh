@@ -16,8 +16,8 @@
 #
 # Environment: SOLARX_CHAOS_FAULTS (default 12, small scale 7; the long variant by hand is
 # SOLARX_CHAOS_FAULTS=100), SOLARX_CHAOS_SEED (default: random, printed; the same seed gives the
-# same faults in the same order and the same data), SOLARX_TEST_HTTP_PORT (first of three HTTP
-# ports, default derived from the pid).
+# same faults in the same order and the same data), SOLARX_TEST_PORT_BASE (where the search for
+# three free HTTP ports starts, see free_local_port).
 # shellcheck source=lib.sh disable=SC2154 # variables set by make_database
 source "$(dirname "$0")/lib.sh"
 
@@ -38,14 +38,17 @@ PAUSE_MAX=$(by_scale 8 5)       # seconds between two faults: 1..PAUSE_MAX
 CATCH_UP_S=900                  # generous: this machine may be shared
 STOP_S=120                      # for an exit after SIGTERM
 services=$SOLARX_SOURCE_DIR/scripts/services.sh
-port0=${SOLARX_TEST_HTTP_PORT:-$((20000 + $$ % 19000))}
 group=chaos2-$$
 
 # rand N: a number in 0..N-1 from the seeded RNG (bash's RANDOM, reseeded above).
 rand() { echo $((RANDOM % $1)); }
 
 # ---- instances --------------------------------------------------------------------------------
-declare -A PID=() PORT=([a]=$port0 [b]=$((port0 + 1)) [c]=$((port0 + 2))) LIFE=()
+declare -A PID=() PORT=() LIFE=()
+# Three free ports from SOLARX_TEST_PORT_BASE on (see free_local_port).
+PORT[a]=$(free_local_port)
+PORT[b]=$(SOLARX_TEST_PORT_BASE=$((PORT[a] + 1)) free_local_port)
+PORT[c]=$(SOLARX_TEST_PORT_BASE=$((PORT[b] + 1)) free_local_port)
 producer=
 
 # Every instance still running is stopped first (a SIGSTOPped one is continued so that it can
