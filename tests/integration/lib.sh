@@ -277,10 +277,19 @@ service_log() {
     tail -c +$((SERVICE_LOG_MARK + 1)) "$SERVICE_LOG"
 }
 
+# service_log_has PATTERN: true when the current instance logged a line matching PATTERN (grep's
+# basic regex). Not `service_log | grep -q`: grep -q leaves at the first match, and the writer's
+# SIGPIPE then fails the pipeline under pipefail although the line is there.
+service_log_has() {
+    local text
+    text=$(service_log)
+    grep -q -e "$1" <<<"$text"
+}
+
 # wait_ready [TIMEOUT_S]: waits for the current instance's event=ready (partitions assigned).
 wait_ready() {
     local deadline=$((SECONDS + ${1:-60}))
-    until service_log | grep -q 'event=ready'; do
+    until service_log_has 'event=ready'; do
         if ! kill -0 "$SERVICE_PID" 2>/dev/null; then
             service_log | tail -n 30 >&2
             fail "the service exited before it was ready"
@@ -300,7 +309,7 @@ stop_service() {
         service_log | tail -n 30 >&2
         fail "the service exited $rc on SIGTERM (expected 0)"
     fi
-    service_log | grep -q 'event=stopping' || fail "no event=stopping in the log"
+    service_log_has 'event=stopping' || fail "no event=stopping in the log"
 }
 
 # kill_service: SIGKILL and reap, no questions asked.

@@ -100,7 +100,7 @@ assert_eq "$(home1_versions "$db")" "$v2" "dim_home after an unchanged reload"
 printf '{"Router": {"consumption": [5, 25], "time": "0:00-24:00"}' >"$APPLIANCES"
 kill -HUP "$SERVICE_PID"
 wait_log 'event=registry_reload_failed' 1
-service_log | grep 'event=registry_reload_failed' | grep -qF "$APPLIANCES" ||
+[[ $(service_log | grep 'event=registry_reload_failed') == *"$APPLIANCES"* ]] ||
     fail "the reload failure does not name the file: $(service_log | grep registry_reload_failed)"
 produce "$TEST_TMP/sim2.json" --homes 1 --minutes 1 --seed 3 --start "2025-02-14 01:00:00"
 wait_caught_up "$db" "dimreg-$$" 60

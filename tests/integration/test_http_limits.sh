@@ -84,7 +84,7 @@ echo "slowloris trickle: $slow; slowloris hold: $hold"
     fail "the trickled request was not closed within 15 s: $slow"
 [[ $hold =~ ^opened=4\ closed=4\ after_s=([0-9]+) ]] && ((BASH_REMATCH[1] <= 20)) ||
     fail "the silent connections were not closed within 20 s: $hold"
-service_log | grep -q 'event=http_request_timeout' || fail "no event=http_request_timeout logged"
+service_log_has 'event=http_request_timeout' || fail "no event=http_request_timeout logged"
 
 # The cap (16): 24 silent connections. Beyond the cap clients wait in the listen backlog, so
 # /metrics does not answer while they hold; the service meanwhile consumes new data; once the
@@ -92,7 +92,7 @@ service_log | grep -q 'event=http_request_timeout' || fail "no event=http_reques
 "$PROBE" hold 127.0.0.1 "$port" 24 60 >"$TEST_TMP/cap.out" &
 cap_pid=$!
 deadline=$((SECONDS + 30))
-until service_log | grep -q 'event=http_connection_cap_reached max_connections=16'; do
+until service_log_has 'event=http_connection_cap_reached max_connections=16'; do
     ((SECONDS < deadline)) || fail "no event=http_connection_cap_reached logged"
     sleep 0.1
 done

@@ -128,7 +128,7 @@ assert_eq "$started_at" "$ahead" "partition start offsets"
 sleep 3 # 30 flush intervals: time enough to consume the new messages if it resumed at Kafka's
 stop_service
 assert_eq "$(log_sum readings)" 0 "readings consumed after resuming at PostgreSQL's offsets"
-service_log | grep -q 'event=stopping consumed=0 ' || fail "the resumed service consumed messages"
+service_log_has 'event=stopping consumed=0 ' || fail "the resumed service consumed messages"
 assert_eq "$(q "$db" "$raw_counts")" "$raw_before" "raw rows after resuming"
 
 echo "PASS test_offsets_follow_data scale=$SOLARX_TEST_SCALE samples=$samples" \

@@ -123,7 +123,7 @@ done >"$extra"
 offsets_before=$(pg_offsets "$dbp" "$groupp")
 produce_lines "$TOPIC_HOME" "$extra"
 deadline=$((SECONDS + 60))
-until service_log | grep -q 'event=flush_failed.*sqlstate=25006 failure=systemic'; do
+until service_log_has 'event=flush_failed.*sqlstate=25006 failure=systemic'; do
     ((SECONDS < deadline)) || {
         service_log | tail -n 20 >&2
         fail "no refused flush of the extra messages within 60 s"
@@ -137,7 +137,7 @@ wait "$SERVICE_PID" || rc=$?
 SERVICE_PID=
 assert_eq "$rc" 75 "exit status after stop_timeout_s with an unwritable batch"
 ((SECONDS - term_at <= 3 + 10)) || fail "the stop took $((SECONDS - term_at)) s (stop_timeout_s=3)"
-service_log | grep -q 'event=stop_timeout' || fail "no event=stop_timeout in the log"
+service_log_has 'event=stop_timeout' || fail "no event=stop_timeout in the log"
 q postgres "alter database \"$dbp\" reset default_transaction_read_only" >/dev/null
 assert_eq "$(pg_offsets "$dbp" "$groupp")" "$offsets_before" "offsets stored after the timeout"
 while read -r topic partition committed _; do
@@ -204,7 +204,7 @@ produce_lines "$TOPIC_HOME" "$TEST_TMP/poison-late.jsonl"
 start_service "$TEST_TMP/p.conf" run-p2
 wait_caught_up "$dbp" "$groupp" 120
 stop_service
-service_log | grep -q 'event=flush_isolating messages=1 first=registry' ||
+service_log_has 'event=flush_isolating messages=1 first=registry' ||
     fail "the registry's writes were not tried alone first"
 assert_eq "$(q "$dbp" "select count(*) from solarx_raw.dead_letters where reason = 'postgres_rejected'")" \
     2 "postgres_rejected dead letters"

@@ -102,7 +102,7 @@ until [[ $(partitions_of_day "$sdb" 20250213) == 0 ]]; do
     sleep 0.5
 done
 stop_service
-service_log | grep -q 'event=raw_archived day=2025-02-13 ' || fail "no event=raw_archived in the service log"
+service_log_has 'event=raw_archived day=2025-02-13 ' || fail "no event=raw_archived in the service log"
 assert_eq "$(ls -A "$TEST_TMP/service-archive" | sed 's/-[0-9]*-\(home\|solar\|battery\)_/-T-\1_/')" \
     "kafka_log_rawarchive-T-battery_2025-02-13.log.gz
 kafka_log_rawarchive-T-home_2025-02-13.log.gz

@@ -45,7 +45,7 @@ t_first=$SECONDS
 # ---- replay everything: nothing changes, everything is a duplicate ----------------------------
 reset_offsets
 consume_all replay-all
-service_log | grep -q 'event=partition_start .* offset=0 source=postgres' ||
+service_log_has 'event=partition_start .* offset=0 source=postgres' ||
     fail "the service did not start the partitions at PostgreSQL's offset 0"
 assert_same_digest original "$original" replay-all "$(digest "$db")"
 assert_eq "$(log_sum readings)" $((readings + dup_readings)) "replay: readings decoded"
