@@ -60,6 +60,10 @@ static const struct key_spec key_specs[] = {
     STR("topics", "battery", topic[READING_BATTERY]),
     STR("postgres", "conninfo", pg_conninfo),
     STR("postgres", "password_file", pg_password), /* replaced by the file's contents */
+    /* Least privilege: migrations connect as the schemas' owner, the service as the runtime role.
+     */
+    STR("postgres", "migrate_conninfo", pg_migrate_conninfo),
+    STR("postgres", "migrate_password_file", pg_migrate_password), /* the file's contents */
 };
 
 #undef STR
@@ -183,8 +187,11 @@ static void set_known_key(struct parse_state *ps, const struct key_spec *spec, c
     case KEY_STRING: {
         char **slot = field;
         char *copy;
-        if (strcmp(spec->name, "password_file") == 0) {
-            copy = read_secret_file(ps, value, "[postgres] password_file");
+        if (strcmp(spec->name, "password_file") == 0 ||
+            strcmp(spec->name, "migrate_password_file") == 0) {
+            char what[64];
+            snprintf(what, sizeof(what), "[%s] %s", spec->section, spec->name);
+            copy = read_secret_file(ps, value, what);
             if (!copy) {
                 fail(ps, "[%s] %s: cannot read \"%s\": %s", spec->section, spec->name, value,
                      strerror(errno));
@@ -317,7 +324,8 @@ static int on_ini_entry(void *user, const char *section, const char *name, const
         fail(ps, "[%s] unknown key \"%s\"", section, name);
         return 0;
     }
-    if (strcmp(section, "postgres") == 0 && strcmp(name, "conninfo") == 0)
+    if (strcmp(section, "postgres") == 0 &&
+        (strcmp(name, "conninfo") == 0 || strcmp(name, "migrate_conninfo") == 0))
         ps->file_has_secret |= db_conninfo_has_password(value);
     set_known_key(ps, spec, value);
     return !ps->failed;
@@ -467,6 +475,9 @@ static void validate(struct parse_state *ps)
     char conninfo_err[512];
     if (!db_conninfo_check(cfg->pg_conninfo, conninfo_err, sizeof(conninfo_err)))
         fail(ps, "[postgres] conninfo: %s", conninfo_err);
+    if (cfg->pg_migrate_conninfo && cfg->pg_migrate_conninfo[0] &&
+        !db_conninfo_check(cfg->pg_migrate_conninfo, conninfo_err, sizeof(conninfo_err)))
+        fail(ps, "[postgres] migrate_conninfo: %s", conninfo_err);
     const char *auto_commit = config_kafka_get(cfg, "enable.auto.commit");
     bool on;
     if (auto_commit && parse_bool(auto_commit, &on) && on)

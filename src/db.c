@@ -109,3 +109,13 @@ bool db_conninfo_check(const char *conninfo, char *errstr, size_t errstr_size)
     PQfreemem(err);
     return false;
 }
+
+PGconn *db_connect_migrator(const struct config *cfg, char *errstr, size_t errstr_size)
+{
+    if (!cfg->pg_migrate_conninfo || !cfg->pg_migrate_conninfo[0])
+        return db_connect_blocking(cfg, errstr, errstr_size);
+    struct config as_migrator = *cfg; /* shallow: only the connection settings differ */
+    as_migrator.pg_conninfo = cfg->pg_migrate_conninfo;
+    as_migrator.pg_password = cfg->pg_migrate_password;
+    return db_connect_blocking(&as_migrator, errstr, errstr_size);
+}

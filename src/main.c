@@ -44,7 +44,10 @@ static const char migrate_usage[] =
     "Applies the numbered SQL files of [solarx] migrations_dir that the ledger\n"
     "solarx_meta.schema_migrations does not list yet, in order, each in its own\n"
     "transaction. A second run applies nothing. Stops without changing anything when\n"
-    "an applied file's checksum no longer matches the ledger.\n";
+    "an applied file's checksum no longer matches the ledger.\n"
+    "Connects with [postgres] migrate_conninfo (and migrate_password_file) when set, else\n"
+    "with conninfo: a role that owns the solarx schemas or is a member of their owner\n"
+    "(solarx_owner); the runtime role (solarx_app) is refused before anything changes.\n";
 
 /* parse_common's "help was printed: exit 0". */
 #define CLI_HELP_SHOWN (-1)
@@ -57,7 +60,8 @@ static const char run_usage[] =
     "flush_interval_ms or flush_max_readings, writes raw rows, window facts, dead letters\n"
     "and offsets in one PostgreSQL transaction; Kafka offsets are committed after it.\n"
     "Partitions resume at the offsets stored in PostgreSQL.\n"
-    "With migrate_on_start, pending migrations are applied first.\n"
+    "With migrate_on_start, pending migrations are applied first, over a connection of\n"
+    "their own with [postgres] migrate_conninfo when set.\n"
     "\n"
     "Signals: SIGTERM/SIGINT write the last batch, commit and exit 0 (a second one exits\n"
     "at once); SIGHUP reloads log_level, flush_interval_ms and flush_max_readings.\n";
@@ -248,7 +252,7 @@ static int command_migrate(const struct cli *cli)
     struct config *cfg = load_config(cli);
     if (!cfg)
         return EX_CONFIG;
-    PGconn *conn = db_connect_blocking(cfg, err, sizeof(err));
+    PGconn *conn = db_connect_migrator(cfg, err, sizeof(err));
     int status = EXIT_FAILURE;
     if (!conn) {
         fprintf(stderr, "solarx-stream: %s\n", err);
@@ -285,7 +289,7 @@ static int migrate_if_configured(const struct config *cfg, char *err, size_t err
     int applied = 0;
     if (!cfg->migrate_on_start)
         return 0;
-    PGconn *conn = db_connect_blocking(cfg, err, err_size);
+    PGconn *conn = db_connect_migrator(cfg, err, err_size);
     int rc = conn ? migrate_run(conn, cfg->migrations_dir, &applied, err, err_size) : -1;
     PQfinish(conn);
     if (rc < 0)

@@ -230,7 +230,82 @@ static bool exec_ok(PGconn *conn, const char *sql, const char *what, char *errst
     return ok;
 }
 
-static int apply_one(PGconn *conn, const struct migration *m, char *errstr, size_t errstr_size)
+bool migrate_privileges_ok(const struct migrate_privileges *p, char *errstr, size_t errstr_size)
+{
+    static const char remedy[] = "connect as the migration role ([postgres] migrate_conninfo; "
+                                 "README.md, \"Least privilege\")";
+    if (p->foreign && p->foreign[0]) {
+        snprintf(errstr, errstr_size,
+                 "migrate: role \"%s\" may not run migrations: it is not a member of the "
+                 "schemas' owner: %s; %s",
+                 p->role, p->foreign, remedy);
+        return false;
+    }
+    if (!p->can_create) {
+        snprintf(errstr, errstr_size,
+                 "migrate: role \"%s\" may not run migrations: it has no CREATE privilege on "
+                 "database \"%s\" (the migration role is a member of the database's owner); %s",
+                 p->role, p->database, remedy);
+        return false;
+    }
+    return true;
+}
+
+/* Asks the server what the connected role may do, then migrate_privileges_ok. */
+static int check_privileges(PGconn *conn, char *errstr, size_t errstr_size)
+{
+    PGresult *res = PQexec(
+        conn,
+        "SELECT current_user, current_database(),"
+        " has_database_privilege(current_database(), 'CREATE'),"
+        " coalesce((SELECT string_agg(format('%s owned by %s', nspname, pg_get_userbyid(nspowner)),"
+        "                             ', ' ORDER BY nspname)"
+        "             FROM pg_namespace"
+        "            WHERE nspname IN ('solarx_meta', 'solarx_raw', 'solarx_wh')"
+        "              AND NOT pg_has_role(nspowner, 'MEMBER')), '')");
+    int rc = -1;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        snprintf(errstr, errstr_size, "migrate: checking the role's privileges: %s",
+                 PQresultErrorMessage(res));
+        goto out;
+    }
+    struct migrate_privileges p = {
+        .role = PQgetvalue(res, 0, 0),
+        .database = PQgetvalue(res, 0, 1),
+        .can_create = strcmp(PQgetvalue(res, 0, 2), "t") == 0,
+        .foreign = PQgetvalue(res, 0, 3),
+    };
+    rc = migrate_privileges_ok(&p, errstr, errstr_size) ? 0 : -1;
+out:
+    PQclear(res);
+    return rc;
+}
+
+/* Inside a migration's transaction: SET LOCAL ROLE to the owner of solarx_meta when the login is
+ * a member of it but not it, so that objects the migration creates belong to the schemas' owner.
+ * Copies the role the migration runs as into role. */
+static bool run_as_schema_owner(PGconn *conn, const struct migration *m, char *role,
+                                size_t role_size, char *errstr, size_t errstr_size)
+{
+    PGresult *res =
+        PQexec(conn, "SELECT coalesce((SELECT set_config('role', pg_get_userbyid(nspowner), true)"
+                     "                   FROM pg_namespace"
+                     "                  WHERE nspname = 'solarx_meta'"
+                     "                    AND pg_get_userbyid(nspowner) <> current_user"
+                     "                    AND pg_has_role(session_user, nspowner, 'MEMBER')),"
+                     "                current_user)");
+    bool ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+    if (ok)
+        snprintf(role, role_size, "%s", PQgetvalue(res, 0, 0));
+    else
+        snprintf(errstr, errstr_size, "migrate: %s: switching to the schemas' owner: %s", m->path,
+                 PQresultErrorMessage(res));
+    PQclear(res);
+    return ok;
+}
+
+static int apply_one(PGconn *conn, const struct migration *m, char *role, size_t role_size,
+                     char *errstr, size_t errstr_size)
 {
     char version[16];
     snprintf(version, sizeof(version), "%d", m->version);
@@ -238,6 +313,8 @@ static int apply_one(PGconn *conn, const struct migration *m, char *errstr, size
 
     if (!exec_ok(conn, "BEGIN", m->path, errstr, errstr_size))
         return -1;
+    if (!run_as_schema_owner(conn, m, role, role_size, errstr, errstr_size))
+        goto rollback;
     if (!exec_ok(conn, m->sql, m->path, errstr, errstr_size))
         goto rollback;
     PGresult *res =
@@ -273,6 +350,8 @@ int migrate_run(PGconn *conn, const char *dir, int *applied_out, char *errstr, s
                  "taking the migration lock", errstr, errstr_size))
         goto out;
     locked = true;
+    if (check_privileges(conn, errstr, errstr_size) < 0)
+        goto out;
     if (!exec_ok(conn,
                  "SET client_min_messages = warning;"
                  "CREATE SCHEMA IF NOT EXISTS solarx_meta;"
@@ -307,10 +386,11 @@ int migrate_run(PGconn *conn, const char *dir, int *applied_out, char *errstr, s
     if (first < 0)
         goto out;
     for (size_t i = (size_t)first; i < files.count; i++) {
-        if (apply_one(conn, &files.items[i], errstr, errstr_size) < 0)
+        char role[128];
+        if (apply_one(conn, &files.items[i], role, sizeof(role), errstr, errstr_size) < 0)
             goto out;
-        log_info("event=migration_applied version=%d name=%s checksum=%.12s",
-                 files.items[i].version, files.items[i].name, files.items[i].checksum);
+        log_info("event=migration_applied version=%d name=%s checksum=%.12s role=%s",
+                 files.items[i].version, files.items[i].name, files.items[i].checksum, role);
         (*applied_out)++;
     }
     rc = 0;

@@ -740,7 +740,7 @@ static int migrate_at_start(struct service *s, char *errstr, size_t errstr_size)
 {
     int delay_ms = BACKOFF_MIN_MS;
     for (;;) {
-        PGconn *conn = db_connect_blocking(s->cfg, errstr, errstr_size);
+        PGconn *conn = db_connect_migrator(s->cfg, errstr, errstr_size);
         if (conn) {
             int applied = 0;
             int rc = migrate_run(conn, s->cfg->migrations_dir, &applied, errstr, errstr_size);

@@ -54,6 +54,10 @@ struct config {
     /* [postgres] */
     char *pg_conninfo;
     char *pg_password; /* from password_file, or NULL; secret */
+    /* Least privilege: `migrate` and migrate_on_start connect with these (a login that owns the
+     * schemas or is a member of their owner); NULL or empty: pg_conninfo and pg_password. */
+    char *pg_migrate_conninfo;
+    char *pg_migrate_password; /* from migrate_password_file, or NULL; secret */
 
     uint64_t explicit_keys; /* bit i: key_specs[i] was set by the file or the environment */
 

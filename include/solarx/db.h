@@ -32,4 +32,8 @@ bool db_conninfo_has_password(const char *conninfo);
 bool db_conninfo_check(const char *conninfo, char *errstr, size_t errstr_size)
     __attribute__((warn_unused_result));
 
+/* Connects as the migration role: [postgres] migrate_conninfo and migrate_password_file when
+ * migrate_conninfo is set, else exactly like db_connect_blocking. Blocking; same errors. */
+PGconn *db_connect_migrator(const struct config *cfg, char *errstr, size_t errstr_size);
+
 #endif

@@ -45,9 +45,26 @@ long migrate_plan(const struct migration_set *files, const struct migration_appl
                   size_t applied_count, char *errstr, size_t errstr_size)
     __attribute__((warn_unused_result));
 
+/* What migrate_run learns about the role it connected as, before it changes anything. */
+struct migrate_privileges {
+    const char *role;     /* current_user */
+    const char *database; /* current_database() */
+    bool can_create;      /* CREATE on the database (CREATE SCHEMA [IF NOT EXISTS] needs it) */
+    const char *foreign;  /* "solarx_meta owned by solarx_owner, ...": existing solarx schemas
+                             whose owner the role is not a member of; NULL or "" when none */
+};
+
+/* Least privilege: true when a role with p may run migrations (it owns the solarx schemas or is a
+ * member of their owner, and may create schemas in the database); otherwise false with errstr
+ * naming the role, what it lacks, and [postgres] migrate_conninfo. Pure. */
+bool migrate_privileges_ok(const struct migrate_privileges *p, char *errstr, size_t errstr_size)
+    __attribute__((warn_unused_result));
+
 /* Applies every pending migration of dir on conn (blocking; used before the service is READY).
  * Serialised against concurrent runs with an advisory lock. *applied_out gets how many ran.
- * Returns 0, or -1 with errstr. */
+ * Refuses, before changing anything, a role that migrate_privileges_ok refuses. Each migration
+ * runs as the owner of solarx_meta (SET LOCAL ROLE when the login is a member of it), so what it
+ * creates belongs to the schemas' owner. Returns 0, or -1 with errstr. */
 int migrate_run(PGconn *conn, const char *dir, int *applied_out, char *errstr, size_t errstr_size)
     __attribute__((warn_unused_result));
 
