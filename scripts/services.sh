@@ -33,7 +33,7 @@ usage() {
     cat <<EOF
 usage: scripts/services.sh COMMAND
 
-  up             start PostgreSQL and Kafka (reusing running ones), create role/db/topics,
+  up             start PostgreSQL and Kafka (reusing running ones), create roles/db/topics,
                  write \$SOLARX_RUN_DIR/env
   down           stop both and remove their data
   status         say what runs (exit 0 when both run, 3 otherwise)
@@ -161,6 +161,24 @@ pg_stop() {
     fi
 }
 
+# Least privilege (README.md, "Least privilege"): solarx_owner (NOLOGIN) owns the schemas and the
+# databases, solarx_migrate logs in to run migrations as a member of it, solarx_app is the
+# service's runtime role; solarx stays the cluster's superuser, for tests and psql. Idempotent:
+# a reused cluster gets what it lacks. Loopback trust: no passwords.
+pg_roles() {
+    pg_psql -d postgres -v ON_ERROR_STOP=1 -Xq >/dev/null <<'SQL'
+SET client_min_messages = warning;
+SELECT 'CREATE ROLE solarx_owner NOLOGIN'
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'solarx_owner') \gexec
+SELECT 'CREATE ROLE solarx_migrate LOGIN'
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'solarx_migrate') \gexec
+SELECT 'CREATE ROLE solarx_app LOGIN'
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'solarx_app') \gexec
+SELECT 'GRANT solarx_owner TO solarx_migrate'
+ WHERE NOT pg_has_role('solarx_migrate', 'solarx_owner', 'MEMBER') \gexec
+SQL
+}
+
 pg_up() {
     local state=reused
     if ! pg_running; then
@@ -168,11 +186,14 @@ pg_up() {
         [[ -f $PG_DATA/PG_VERSION ]] || pg_init
         pg_start
     fi
+    pg_roles || die "cannot create the roles solarx_owner, solarx_migrate, solarx_app"
     if [[ $(pg_psql -d postgres -Atqc "select 1 from pg_database where datname = 'solarx'") != 1 ]]
     then
-        pg_psql -d postgres -qc "create database solarx owner solarx" >/dev/null
+        pg_psql -d postgres -qc "create database solarx owner solarx_owner" >/dev/null
     fi
-    say "postgres  127.0.0.1:$PG_PORT  user=solarx dbname=solarx  ($state)"
+    pg_psql -d postgres -qc "alter database solarx owner to solarx_owner" >/dev/null
+    say "postgres  127.0.0.1:$PG_PORT  user=solarx dbname=solarx (superuser), solarx_migrate" \
+        "(migrations), solarx_app (service)  ($state)"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -333,14 +354,18 @@ kafka_up() {
 # ---------------------------------------------------------------------------------------------
 
 write_env() {
-    local conninfo="host=127.0.0.1 port=$PG_PORT user=solarx dbname=solarx"
+    local conninfo="host=127.0.0.1 port=$PG_PORT user=solarx_app dbname=solarx"
+    local migrate_conninfo="host=127.0.0.1 port=$PG_PORT user=solarx_migrate dbname=solarx"
     cat >"$ENV_FILE.tmp" <<EOF
 # Written by scripts/services.sh up; source it to reach the test services.
+# psql (PG*) connects as the superuser solarx; solarx-stream runs as solarx_app and migrates as
+# solarx_migrate (README.md, "Least privilege").
 export PGHOST=127.0.0.1
 export PGPORT=$PG_PORT
 export PGUSER=solarx
 export PGDATABASE=solarx
 export SOLARX_POSTGRES_CONNINFO='$conninfo'
+export SOLARX_POSTGRES_MIGRATE_CONNINFO='$migrate_conninfo'
 export SOLARX_KAFKA_BOOTSTRAP_SERVERS=$BOOTSTRAP
 export SOLARX_RUN_DIR='$SOLARX_RUN_DIR'
 export SOLARX_BROKER_CLASSPATH='$KAFKA_LIBS/*'

@@ -21,7 +21,7 @@ fi
 source "$SOLARX_RUN_DIR/env"
 # Each test writes its own configuration (its own database and group): the services' defaults
 # must not override it through SOLARX_<SECTION>_<KEY>.
-unset SOLARX_POSTGRES_CONNINFO
+unset SOLARX_POSTGRES_CONNINFO SOLARX_POSTGRES_MIGRATE_CONNINFO
 
 # SOLARX_TEST_TMPDIR (default /tmp): where the test's scratch directory is made.
 TEST_TMP=$(mktemp -d "${SOLARX_TEST_TMPDIR:-/tmp}/solarx-$(basename "$0" .sh)-XXXXXX")
@@ -47,7 +47,8 @@ new_database() {
     local db n=0
     while :; do
         db="$TEST_DB_PREFIX$n"
-        if psql -q -d postgres -c "CREATE DATABASE \"$db\"" >/dev/null 2>&1; then
+        # Owned by solarx_owner, so that the migration role may create the schemas in it.
+        if psql -q -d postgres -c "CREATE DATABASE \"$db\" OWNER solarx_owner" >/dev/null 2>&1; then
             echo "$db"
             return 0
         fi
@@ -56,7 +57,9 @@ new_database() {
     done
 }
 
-# Writes a configuration for database $1 to $2 (Kafka group $3, default solarx-test).
+# Writes a configuration for database $1 to $2 (Kafka group $3, default solarx-test). The service
+# runs as the runtime role solarx_app; `migrate` and migrate_on_start connect as solarx_migrate
+# (scripts/services.sh creates both; README.md, "Least privilege"). psql here is the superuser.
 write_config() {
     local db=$1 out=$2 group=${3:-solarx-test-$$}
     cat >"$out" <<CONF
@@ -71,7 +74,8 @@ migrations_dir = $SOLARX_SOURCE_DIR/migrations
 bootstrap.servers = $SOLARX_KAFKA_BOOTSTRAP_SERVERS
 group.id = $group
 [postgres]
-conninfo = host=$PGHOST port=$PGPORT user=$PGUSER dbname=$db
+conninfo = host=$PGHOST port=$PGPORT user=solarx_app dbname=$db
+migrate_conninfo = host=$PGHOST port=$PGPORT user=solarx_migrate dbname=$db
 CONF
 }
 
