@@ -26,7 +26,7 @@ scripts/services.sh up
 SOLARX_RUN_DIR=${SOLARX_RUN_DIR:-/tmp/solarx-run}
 # shellcheck disable=SC1091
 source "$SOLARX_RUN_DIR/env"
-unset SOLARX_POSTGRES_CONNINFO # the demo's config says which database
+unset SOLARX_POSTGRES_CONNINFO SOLARX_POSTGRES_MIGRATE_CONNINFO # the demo's config says which database
 DEMO_DIR=$SOLARX_RUN_DIR/demo
 mkdir -p "$DEMO_DIR"
 
@@ -42,7 +42,8 @@ for topic in battery_data home_energy_consumption solar_energy_data; do
         sleep 1
     done
 done
-psql -q -X -d postgres -c "DROP DATABASE IF EXISTS solarx_demo WITH (FORCE)" -c "CREATE DATABASE solarx_demo"
+psql -q -X -d postgres -c "DROP DATABASE IF EXISTS solarx_demo WITH (FORCE)" \
+    -c "CREATE DATABASE solarx_demo OWNER solarx_owner"
 
 # Registries for every simulated home and panel (the simulator names panels home_id*10+4).
 {
@@ -65,7 +66,7 @@ psql -q -X -d postgres -c "DROP DATABASE IF EXISTS solarx_demo WITH (FORCE)" -c 
 cat >"$DEMO_DIR/solarx-stream.conf" <<CONF
 [solarx]
 source_timezone = UTC
-migrate_on_start = true
+migrate_on_start = false
 migrations_dir = $REPO/migrations
 appliances_file = $DEMO_DIR/home_appliances.json
 panels_file = $DEMO_DIR/solar_panels.json
@@ -74,8 +75,12 @@ http_listen =
 bootstrap.servers = $SOLARX_KAFKA_BOOTSTRAP_SERVERS
 group.id = solarx-demo
 [postgres]
-conninfo = host=$PGHOST port=$PGPORT user=$PGUSER dbname=solarx_demo
+conninfo = host=$PGHOST port=$PGPORT user=solarx_app dbname=solarx_demo
+migrate_conninfo = host=$PGHOST port=$PGPORT user=solarx_migrate dbname=solarx_demo
 CONF
+
+say "migrations as solarx_migrate; the service runs as solarx_app (README: Least privilege)"
+build/solarx-stream migrate -c "$DEMO_DIR/solarx-stream.conf"
 
 say "simulating $DAYS day(s) of $HOMES homes (seed $SEED) into Kafka"
 build/solarx-sim --homes "$HOMES" --days "$DAYS" --seed "$SEED" --duplicates 0.001 --disorder 0.001 \

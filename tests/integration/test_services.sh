@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Checks the services scripts/services.sh brings up: PostgreSQL 15 answers as solarx, the three
-# Solar-X topics exist with 3 partitions, and a message goes through Kafka and back.
+# Checks the services scripts/services.sh brings up: PostgreSQL 15 answers as solarx (and as the
+# least-privilege roles solarx_app and solarx_migrate), the three Solar-X topics exist with 3
+# partitions, and a message goes through Kafka and back.
 set -euo pipefail
 
 SRC=${SOLARX_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
@@ -46,6 +47,17 @@ whoami_db=$(psql -X -Atqc 'select current_user || $$/$$ || current_database()' 2
 expect_eq "$whoami_db" solarx/solarx "postgres: connected as solarx to database solarx"
 conninfo_ok=$(psql -X -Atqc 'select 1' "$SOLARX_POSTGRES_CONNINFO" 2>&1) || true
 expect_eq "$conninfo_ok" 1 "postgres: SOLARX_POSTGRES_CONNINFO connects"
+# Least privilege: the service's conninfo is the runtime role, the migrations' a member of the
+# owner of the database (and of the schemas, after migration 0008).
+app=$(psql -X -Atqc "select current_user || ' ' || pg_has_role('solarx_owner', 'MEMBER')" \
+    "$SOLARX_POSTGRES_CONNINFO" 2>&1) || true
+expect_eq "$app" "solarx_app false" "postgres: SOLARX_POSTGRES_CONNINFO is solarx_app, not an owner"
+migrator=$(psql -X -Atqc "select current_user || ' ' || pg_has_role('solarx_owner', 'MEMBER') ||
+                                 ' ' || pg_get_userbyid(datdba)
+                            from pg_database where datname = current_database()" \
+    "$SOLARX_POSTGRES_MIGRATE_CONNINFO" 2>&1) || true
+expect_eq "$migrator" "solarx_migrate true solarx_owner" \
+    "postgres: SOLARX_POSTGRES_MIGRATE_CONNINFO is solarx_migrate, a member of the owner"
 
 # Kafka: every Solar-X topic exists with 3 partitions.
 for topic in battery_data home_energy_consumption solar_energy_data; do

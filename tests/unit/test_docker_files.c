@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "solarx/config.h"
+
 #define DOCKER_DIR SOLARX_SOURCE_DIR "/docker"
 #define MAX_PROBLEMS 64
 #define MAX_NAMES 32
@@ -775,6 +777,117 @@ Test(docker_files, prometheus_and_grafana_are_wired)
     check_grafana(&doc, &p);
     yaml_document_delete(&doc);
     report(&p, "prometheus and grafana");
+}
+
+/* --- least privilege: which container connects as which role ---------------------------------- */
+
+/* The value of NAME in a service's environment (a mapping, or a list of "NAME=value"), or NULL. */
+static const char *service_env(yaml_document_t *doc, yaml_node_t *service, const char *name,
+                               char *buf, size_t size)
+{
+    yaml_node_t *env = map_get(doc, service, "environment");
+    if (env && env->type == YAML_MAPPING_NODE)
+        return scalar(map_get(doc, env, name));
+    size_t len = strlen(name);
+    for (size_t i = 0; i < seq_len(env); i++) {
+        const char *item = scalar(seq_at(doc, env, i));
+        if (item && strncmp(item, name, len) == 0 && item[len] == '=') {
+            snprintf(buf, size, "%s", item + len + 1);
+            return buf;
+        }
+    }
+    return NULL;
+}
+
+static bool service_mounts_secret(yaml_document_t *doc, yaml_node_t *service, const char *secret)
+{
+    yaml_node_t *secrets = map_get(doc, service, "secrets");
+    for (size_t i = 0; i < seq_len(secrets); i++) {
+        yaml_node_t *item = seq_at(doc, secrets, i);
+        const char *name = scalar(item) ? scalar(item) : scalar(map_get(doc, item, "source"));
+        if (name && strcmp(name, secret) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* A /run/secrets/NAME password file named in the environment must be a secret the service
+ * mounts (else the service stops at start-up); returns NAME, or NULL when VAR is not set. */
+static const char *check_password_file(yaml_document_t *doc, const char *service_name,
+                                       yaml_node_t *service, const char *var, char *buf,
+                                       size_t size, struct problems *p)
+{
+    const char *file = service_env(doc, service, var, buf, size);
+    if (!file)
+        return NULL;
+    if (strncmp(file, "/run/secrets/", 13) != 0) {
+        problem(p, "compose: %s: %s = %s is not a compose secret", service_name, var, file);
+        return NULL;
+    }
+    if (!service_mounts_secret(doc, service, file + 13))
+        problem(p, "compose: %s: %s names secret %s, which the service does not mount",
+                service_name, var, file + 13);
+    return file + 13;
+}
+
+static void check_roles(yaml_document_t *doc, struct problems *p)
+{
+    yaml_node_t *services = map_get(doc, yaml_document_get_root_node(doc), "services");
+    yaml_node_t *migrate = map_get(doc, services, "migrate");
+    yaml_node_t *stream = map_get(doc, services, "solarx-stream");
+    yaml_node_t *postgres = map_get(doc, services, "postgres");
+    char buf[512], secret_buf[512];
+    const char *v;
+
+    v = service_env(doc, migrate, "SOLARX_POSTGRES_MIGRATE_CONNINFO", buf, sizeof(buf));
+    if (!v || !strstr(v, "user=solarx_migrate"))
+        problem(p, "compose: migrate must connect as the migration role "
+                   "(SOLARX_POSTGRES_MIGRATE_CONNINFO with user=solarx_migrate)");
+    const char *migrate_secret =
+        check_password_file(doc, "migrate", migrate, "SOLARX_POSTGRES_MIGRATE_PASSWORD_FILE",
+                            secret_buf, sizeof(secret_buf), p);
+    v = service_env(doc, stream, "SOLARX_POSTGRES_CONNINFO", buf, sizeof(buf));
+    if (!v || !strstr(v, "user=solarx_app"))
+        problem(p, "compose: solarx-stream must run as the runtime role "
+                   "(SOLARX_POSTGRES_CONNINFO with user=solarx_app)");
+    if (service_env(doc, stream, "SOLARX_POSTGRES_MIGRATE_CONNINFO", buf, sizeof(buf)) ||
+        service_env(doc, stream, "SOLARX_POSTGRES_MIGRATE_PASSWORD_FILE", buf, sizeof(buf)))
+        problem(p, "compose: solarx-stream must not get the migration role's connection");
+    if (migrate_secret && service_mounts_secret(doc, stream, migrate_secret))
+        problem(p, "compose: solarx-stream mounts %s, the migration role's password",
+                migrate_secret);
+    check_password_file(doc, "solarx-stream", stream, "SOLARX_POSTGRES_PASSWORD_FILE", buf,
+                        sizeof(buf), p);
+    bool roles_script = false;
+    yaml_node_t *volumes = map_get(doc, postgres, "volumes");
+    for (size_t i = 0; i < seq_len(volumes); i++) {
+        const char *spec = scalar(seq_at(doc, volumes, i));
+        roles_script |= spec && strstr(spec, ":/docker-entrypoint-initdb.d/") != NULL;
+    }
+    if (!roles_script)
+        problem(p, "compose: postgres mounts no /docker-entrypoint-initdb.d/ script creating the "
+                   "roles");
+}
+
+Test(docker_files, compose_migrates_as_the_migration_role_and_runs_as_the_runtime_role)
+{
+    yaml_document_t doc;
+    char err[512];
+    struct problems p = {0};
+    cr_assert(load_yaml(DOCKER_DIR "/compose.yaml", &doc, err, sizeof(err)), "%s", err);
+    check_roles(&doc, &p);
+    yaml_document_delete(&doc);
+    report(&p, "compose roles");
+
+    char *no_env[] = {NULL};
+    struct config *cfg = config_load(DOCKER_DIR "/solarx-stream.conf", no_env, err, sizeof(err));
+    cr_assert_not_null(cfg, "%s", err);
+    cr_expect(strstr(cfg->pg_conninfo, "user=solarx_app"), "container config: conninfo %s",
+              cfg->pg_conninfo);
+    cr_expect(!cfg->migrate_on_start, "the compose file migrates in its own one-shot service");
+    cr_expect(!cfg->pg_migrate_conninfo || !cfg->pg_migrate_conninfo[0],
+              "the service's config must not carry the migration role's connection");
+    config_destroy(cfg);
 }
 
 /* --- the checks themselves catch mistakes ---------------------------------------------------- */
