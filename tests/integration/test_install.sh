@@ -65,9 +65,10 @@ done
 echo "ok: prefix install ($(find "$prefix" -type f | wc -l) files), config paths exist"
 
 # The installed binary finds the installed migrations (the compiled-in default) ...
+# (as the shipped config does: migrations as the migration role, the service as the runtime role)
 db=$(new_database)
-SOLARX_POSTGRES_CONNINFO="host=$PGHOST port=$PGPORT user=$PGUSER dbname=$db" \
-    "$prefix/bin/solarx-stream" migrate -c "$conf" 2>"$TEST_TMP/migrate.log" ||
+export SOLARX_POSTGRES_MIGRATE_CONNINFO="host=$PGHOST port=$PGPORT user=solarx_migrate dbname=$db"
+"$prefix/bin/solarx-stream" migrate -c "$conf" 2>"$TEST_TMP/migrate.log" ||
     fail "installed migrate: $(cat "$TEST_TMP/migrate.log")"
 want=$(find "$SOLARX_SOURCE_DIR/migrations" -name '*.sql' | wc -l)
 grep -q "event=migrate_done applied=$want dir=$prefix/share/solarx/migrations" "$TEST_TMP/migrate.log" ||
@@ -77,7 +78,7 @@ echo "ok: installed binary applied $want installed migrations"
 
 # ... and `run` starts on the shipped config (registries found), ready, stops on SIGTERM.
 log=$TEST_TMP/run.log
-SOLARX_POSTGRES_CONNINFO="host=$PGHOST port=$PGPORT user=$PGUSER dbname=$db" \
+SOLARX_POSTGRES_CONNINFO="host=$PGHOST port=$PGPORT user=solarx_app dbname=$db" \
     SOLARX_KAFKA_BOOTSTRAP_SERVERS=$SOLARX_KAFKA_BOOTSTRAP_SERVERS \
     SOLARX_KAFKA_GROUP_ID="solarx-install-$$" SOLARX_SOLARX_HTTP_LISTEN= \
     "$prefix/bin/solarx-stream" run -c "$conf" 2>"$log" &
