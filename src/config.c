@@ -60,8 +60,7 @@ static const struct key_spec key_specs[] = {
     STR("topics", "battery", topic[READING_BATTERY]),
     STR("postgres", "conninfo", pg_conninfo),
     STR("postgres", "password_file", pg_password), /* replaced by the file's contents */
-    /* Least privilege: migrations connect as the schemas' owner, the service as the runtime role.
-     */
+    /* Least privilege: the migrations' own connection, as the schemas' owner. */
     STR("postgres", "migrate_conninfo", pg_migrate_conninfo),
     STR("postgres", "migrate_password_file", pg_migrate_password), /* the file's contents */
 };
