@@ -172,7 +172,7 @@ services_up() {
     # shellcheck disable=SC1091
     source "${SOLARX_RUN_DIR:-/tmp/solarx-run}/env"
     BROKERS=$SOLARX_KAFKA_BOOTSTRAP_SERVERS
-    unset SOLARX_POSTGRES_CONNINFO SOLARX_KAFKA_BOOTSTRAP_SERVERS
+    unset SOLARX_POSTGRES_CONNINFO SOLARX_POSTGRES_MIGRATE_CONNINFO SOLARX_KAFKA_BOOTSTRAP_SERVERS
     PG_BASE="host=$PGHOST port=$PGPORT user=$PGUSER"
 }
 
@@ -214,6 +214,7 @@ make_topics() {
 solarx_conf_env() {
     export SOLARX_KAFKA_BOOTSTRAP_SERVERS=$BROKERS
     export SOLARX_POSTGRES_CONNINFO="$PG_BASE dbname=$1"
+    export SOLARX_POSTGRES_MIGRATE_CONNINFO="$PG_BASE dbname=$1" # one role for both here
     export SOLARX_KAFKA_GROUP_ID=$2
     export SOLARX_TOPICS_HOME=${T_HOME:-home_energy_consumption}
     export SOLARX_TOPICS_SOLAR=${T_SOLAR:-solar_energy_data}
