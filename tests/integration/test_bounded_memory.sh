@@ -95,6 +95,9 @@ report+=" hwm_at_half_kb=$hwm_at_half hwm_end_kb=$hwm_end peak_rss_sampled_kb=$p
 report+=" quarter_peaks_kb=$q1,$q2,$q3,$q4 samples=$nsamples"
 if ((asan)); then
     report+=" (ASan build: the 1.10 bound is not asserted)"
+elif [[ $SOLARX_TEST_SCALE == small ]]; then
+    # A 100k backlog is worked through in a few seconds: too few samples per quarter to judge.
+    report+=" (small scale: the 1.10 bound is asserted at full scale only)"
 else
     # A quarter with too few samples cannot stand for its peak: the test would prove nothing.
     ((c2 >= 10 && c4 >= 10)) ||
