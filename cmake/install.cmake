@@ -39,6 +39,7 @@ function(solarx_installed_copy src dst)
 endfunction()
 solarx_installed_copy(config/solarx-stream.conf solarx-stream.conf)
 solarx_installed_copy(config/solarx-stream.service solarx-stream.service)
+solarx_installed_copy(config/solarx-stream@.service solarx-stream@.service)
 solarx_installed_copy(config/solarx-stream.tmpfiles solarx-stream.tmpfiles)
 
 install(TARGETS solarx-stream DESTINATION ${CMAKE_INSTALL_BINDIR})
@@ -50,6 +51,7 @@ install(FILES ${CMAKE_BINARY_DIR}/installed/solarx-stream.conf
 install(FILES config/home_appliances_consumption.json
         DESTINATION ${CMAKE_INSTALL_SYSCONFDIR}/solarx RENAME home_appliances.json)
 install(FILES ${CMAKE_BINARY_DIR}/installed/solarx-stream.service
+              ${CMAKE_BINARY_DIR}/installed/solarx-stream@.service
         DESTINATION ${SOLARX_SYSTEMD_UNITDIR})
 install(FILES config/solarx-stream.sysusers
         DESTINATION ${SOLARX_SYSUSERSDIR} RENAME solarx-stream.conf)

@@ -55,6 +55,7 @@ static const struct key_spec key_specs[] = {
     STR("solarx", "migrations_dir", migrations_dir),
     {"solarx", "migrate_on_start", KEY_BOOL, offsetof(struct config, migrate_on_start), 0, 0},
     {"solarx", "log_level", KEY_LOG_LEVEL, offsetof(struct config, log_level), 0, 0},
+    INT("solarx", "stall_timeout_s", stall_timeout_s, 1, 86400),
     STR("topics", "home", topic[READING_HOME]),
     STR("topics", "solar", topic[READING_SOLAR]),
     STR("topics", "battery", topic[READING_BATTERY]),
@@ -426,6 +427,7 @@ static void set_defaults(struct config *cfg)
     cfg->migrate_on_start = false;
     cfg->migrations_dir = xstrdup(SOLARX_MIGRATIONS_DIR);
     cfg->log_level = CONFIG_LOG_INFO;
+    cfg->stall_timeout_s = 300;
     cfg->topic[READING_HOME] = xstrdup("home_energy_consumption");
     cfg->topic[READING_SOLAR] = xstrdup("solar_energy_data");
     cfg->topic[READING_BATTERY] = xstrdup("battery_data");

@@ -9,7 +9,9 @@
  * Phase B (one pipeline): changed dimension versions, raw retention, day partitions, dim_date,
  * raw rows (ON CONFLICT DO NOTHING: an operator may delete facts and replay while raw rows
  * remain), the merged window states with their dimension keys, re-pointed facts, dead letters,
- * offsets (never moved backwards), COMMIT. Any error drops the connection, which rolls back. */
+ * offsets (never moved backwards, and only under the epochs the partitions were claimed with:
+ * solarx_meta.store_offsets raises SXFEN otherwise), COMMIT. Any error drops the connection,
+ * which rolls back. */
 #include "solarx/flush.h"
 
 #include <errno.h>
@@ -19,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "solarx/claims.h"
 #include "solarx/dimsync.h"
 #include "solarx/log.h"
 #include "solarx/pgarray.h"
@@ -42,6 +45,8 @@ struct flusher {
     const struct config *cfg;
     const struct clock_zone *zone;
     char *offsets_group;
+    const struct claims *claims; /* borrowed: epochs the offsets are stored under */
+    bool fenced;                 /* this flush was refused: partitions claimed by another owner */
     PGconn *conn;
     const struct registry *registry; /* borrowed; NULL: no registries */
     bool registry_dirty;             /* not yet written since it was set */
@@ -208,12 +213,10 @@ static const char dead_letter_sql[] =
     "                      $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bytea[])"
     " ON CONFLICT DO NOTHING";
 
+/* Raises SQLSTATE FENCED_SQLSTATE when a partition is no longer held under its epoch. */
 static const char offsets_sql[] =
-    "INSERT INTO solarx_meta.consumer_offsets AS o"
-    " (consumer_group, topic, \"partition\", next_offset)"
-    " SELECT $1, t, p, n FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u(t, p, n)"
-    " ON CONFLICT (consumer_group, topic, \"partition\") DO UPDATE"
-    " SET next_offset = GREATEST(o.next_offset, EXCLUDED.next_offset), updated_at = now()";
+    "SELECT solarx_meta.store_offsets($1, $2::text[], $3::int[], $4::bigint[], $5::bigint[])";
+#define FENCED_SQLSTATE "SXFEN"
 
 struct flusher *flusher_new(const struct config *cfg, const struct clock_zone *zone,
                             const char *offsets_group)
@@ -260,6 +263,11 @@ void flusher_set_registry(struct flusher *f, const struct registry *reg)
 {
     f->registry = reg;
     f->registry_dirty = reg != NULL;
+}
+
+void flusher_set_claims(struct flusher *f, const struct claims *claims)
+{
+    f->claims = claims;
 }
 
 bool flusher_registry_dirty(const struct flusher *f)
@@ -403,7 +411,7 @@ static enum flush_progress fail_flush(struct flusher *f)
     /* Partitions may have been dropped meanwhile (retention, an operator): ask again. */
     f->known_day_count = 0;
     release_flush(f);
-    return FLUSH_FAILED;
+    return f->fenced ? FLUSH_FENCED : FLUSH_FAILED;
 }
 
 static struct pgarray *arr(struct flusher *f, int i)
@@ -914,16 +922,20 @@ static bool send_offsets(struct flusher *f)
     const struct batch *b = f->batch;
     if (!f->offsets_group || b->offset_count == 0)
         return true;
-    struct pgarray *topics = arr(f, 0), *partitions = arr(f, 1), *nexts = arr(f, 2);
+    struct pgarray *topics = arr(f, 0), *partitions = arr(f, 1), *nexts = arr(f, 2),
+                   *epochs = arr(f, 3);
     for (const struct batch_offset *o = b->offsets; o; o = o->hh.next) {
         const char *topic = f->cfg->topic[o->id.kind];
         pgarray_add_text(topics, topic, strlen(topic));
         pgarray_add_int(partitions, o->id.partition);
         pgarray_add_int(nexts, o->next_offset);
+        /* A partition without a claim (lost, or its claim still pending) fences the flush. */
+        pgarray_add_int(epochs, f->claims ? claims_epoch(f->claims, o->id.kind, o->id.partition)
+                                          : CLAIMS_NONE);
     }
-    const char *params[4] = {f->offsets_group, pgarray_finish(topics), pgarray_finish(partitions),
-                             pgarray_finish(nexts)};
-    return send_query(f, Q_OFFSETS, -1, offsets_sql, 4, params);
+    const char *params[5] = {f->offsets_group, pgarray_finish(topics), pgarray_finish(partitions),
+                             pgarray_finish(nexts), pgarray_finish(epochs)};
+    return send_query(f, Q_OFFSETS, -1, offsets_sql, 5, params);
 }
 
 /* Phase B: everything the batch writes, then COMMIT, in one pipeline. */
@@ -997,6 +1009,7 @@ enum flush_progress flusher_start(struct flusher *f, struct batch *b)
         return FLUSH_FAILED;
     }
     f->failed = false;
+    f->fenced = false;
     f->error[0] = '\0';
     f->sqlstate[0] = '\0';
     memset(&f->stats, 0, sizeof(f->stats));
@@ -1041,6 +1054,7 @@ static void take_result(struct flusher *f, PGresult *res)
         if (!f->failed) {
             const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
             snprintf(f->sqlstate, sizeof(f->sqlstate), "%s", state ? state : "");
+            f->fenced = strcmp(f->sqlstate, FENCED_SQLSTATE) == 0;
         }
         set_error(f, what, PQresultErrorMessage(res));
         return;
@@ -1063,7 +1077,7 @@ static void take_result(struct flusher *f, PGresult *res)
     } else if (f->tags[q] == Q_DEAD) {
         f->stats.dead_letters += strtoul(PQcmdTuples(res), NULL, 10);
     } else if (f->tags[q] == Q_OFFSETS) {
-        f->stats.offsets += strtoul(PQcmdTuples(res), NULL, 10);
+        f->stats.offsets += strtoul(PQgetvalue(res, 0, 0), NULL, 10);
     } else if (f->tags[q] == Q_PARTITIONS) {
         f->stats.partitions_created += strtoul(PQgetvalue(res, 0, 0), NULL, 10);
     } else if (f->tags[q] == Q_RETENTION) {

@@ -18,6 +18,8 @@
 /* Backpressure first just stops draining (librdkafka's bounded queue then stops its fetcher);
  * held this long -- PostgreSQL is out -- the partitions are paused so that polling can go on. */
 #define HOLD_BEFORE_PAUSE_MS 10000
+/* Test-only: raises a fatal librdkafka error this many ms after the first assignment. */
+#define TEST_FATAL_ENV "SOLARX_TEST_KAFKA_FATAL_AFTER_MS"
 
 struct kafka_consumer {
     rd_kafka_t *rk;
@@ -26,13 +28,16 @@ struct kafka_consumer {
     struct event *io_event;   /* the pipe librdkafka writes to when the queue turns non-empty */
     struct event *poll_event; /* re-drain: after a full budget, and periodically while paused */
     struct event *hold_timer; /* a hold that lasts becomes a pause */
+    struct event *test_fatal_timer; /* TEST_FATAL_ENV */
     int pipe_fds[2];
     struct kafka_handlers handlers;
     char *topic[READING_KIND_COUNT];
     bool held;   /* backpressure: not draining */
     bool paused; /* partitions paused at the fetcher (a long hold, or stopping) */
     bool closing;
+    bool fatal; /* librdkafka raised a fatal error: the handle is unusable */
     int assigned;
+    char instance_id[256]; /* group.instance.id in use, "" when dynamic */
 };
 
 static void log_from_kafka(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -47,12 +52,54 @@ static void log_from_kafka(const rd_kafka_t *rk, int level, const char *fac, con
         log_debug("event=kafka_log facility=%s msg=%s", fac, quoted);
 }
 
+/* The consumer is dead for good (a fenced static member, an authentication failure...): tells
+ * the owner once. librdkafka reports it through the error callback or, on the consumer queue, as
+ * a message error _FATAL. */
+static void note_fatal(struct kafka_consumer *kc)
+{
+    char cause[512], full[700], quoted[1024];
+    if (kc->fatal)
+        return;
+    kc->fatal = true;
+    rd_kafka_resp_err_t orig = rd_kafka_fatal_error(kc->rk, cause, sizeof(cause));
+    snprintf(full, sizeof(full), "%s: %s", rd_kafka_err2name(orig), cause);
+    log_quote(full, quoted, sizeof(quoted));
+    log_error("event=kafka_fatal code=%s msg=%s", rd_kafka_err2name(orig), quoted);
+    if (kc->handlers.on_fatal)
+        kc->handlers.on_fatal(kc->handlers.opaque, full);
+}
+
 static void error_from_kafka(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
+    struct kafka_consumer *kc = opaque;
     char quoted[1024];
-    log_quote(reason, quoted, sizeof(quoted));
-    log_warn("event=kafka_error code=%s fatal=%d msg=%s", rd_kafka_err2name(err),
-             err == RD_KAFKA_RESP_ERR__FATAL, quoted);
+    if (err != RD_KAFKA_RESP_ERR__FATAL) {
+        log_quote(reason, quoted, sizeof(quoted));
+        log_warn("event=kafka_error code=%s fatal=0 msg=%s", rd_kafka_err2name(err), quoted);
+        return;
+    }
+    note_fatal(kc);
+}
+
+static void on_test_fatal_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct kafka_consumer *kc = arg;
+    log_warn("event=test_hook hook=%s msg=\"raising a fatal librdkafka error\"", TEST_FATAL_ENV);
+    rd_kafka_test_fatal_error(kc->rk, RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID,
+                              "test hook " TEST_FATAL_ENV);
+}
+
+/* Arms the test-only fatal error hook once, at the first assignment. */
+static void arm_test_fatal(struct kafka_consumer *kc)
+{
+    const char *after = getenv(TEST_FATAL_ENV);
+    if (!after || !*after || kc->test_fatal_timer)
+        return;
+    long ms = strtol(after, NULL, 10);
+    kc->test_fatal_timer = evtimer_new(kc->base, on_test_fatal_timer, kc);
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    if (kc->test_fatal_timer)
+        evtimer_add(kc->test_fatal_timer, &tv);
 }
 
 static void commit_result(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -83,6 +130,7 @@ static void rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             rd_kafka_pause_partitions(rk, partitions);
         log_info("event=partitions_assigned count=%d total=%d protocol=%s", partitions->cnt,
                  kc->assigned, rd_kafka_rebalance_protocol(rk));
+        arm_test_fatal(kc);
     } else {
         bool lost = rd_kafka_assignment_lost(rk);
         kc->handlers.on_revoke(kc->handlers.opaque, partitions, lost);
@@ -119,7 +167,9 @@ static void drain(struct kafka_consumer *kc)
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(kc->rk, 0);
         if (!msg)
             return;
-        if (msg->err) {
+        if (msg->err == RD_KAFKA_RESP_ERR__FATAL) {
+            note_fatal(kc);
+        } else if (msg->err) {
             if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 log_warn("event=kafka_consume_error error=%s topic=%s partition=%d msg=\"%s\"",
                          rd_kafka_err2name(msg->err),
@@ -185,6 +235,52 @@ static bool conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, 
     return true;
 }
 
+bool kafka_static_instance_id(const char *group, const char *host, const char *http_listen,
+                              char *buf, size_t size)
+{
+    if (!http_listen || !*http_listen || size == 0)
+        return false;
+    int n = snprintf(buf, size, "%s-%s-%s", group, host, http_listen);
+    if (n < 0 || (size_t)n >= size)
+        return false;
+    for (char *p = buf; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '-' || *p == '_'))
+            *p = '_';
+    return true;
+}
+
+/* Static membership (KIP-345): a restarted instance takes its partitions back at once instead of
+ * waiting for its old self's session to time out. Configured, or derived from the host and
+ * http_listen, which two instances on one host cannot share; without either: dynamic. */
+static bool set_instance_id(struct kafka_consumer *kc, const struct config *cfg,
+                            rd_kafka_conf_t *conf, char *errstr, size_t errstr_size)
+{
+    const char *configured = config_kafka_get(cfg, "group.instance.id");
+    char host[128] = "localhost";
+    if (configured) {
+        snprintf(kc->instance_id, sizeof(kc->instance_id), "%s", configured);
+        return true; /* already in conf */
+    }
+    if (gethostname(host, sizeof(host)) != 0)
+        snprintf(host, sizeof(host), "localhost");
+    host[sizeof(host) - 1] = '\0';
+    if (!kafka_static_instance_id(config_kafka_get(cfg, "group.id"), host, cfg->http_listen,
+                                  kc->instance_id, sizeof(kc->instance_id))) {
+        kc->instance_id[0] = '\0';
+        log_info("event=static_membership enabled=0 msg=\"http_listen is empty and "
+                 "group.instance.id is not set: a restarted instance waits for "
+                 "session.timeout.ms\"");
+        return true;
+    }
+    return conf_set(conf, "group.instance.id", kc->instance_id, false, errstr, errstr_size);
+}
+
+const char *kafka_consumer_instance_id(const struct kafka_consumer *kc)
+{
+    return kc->instance_id;
+}
+
 rd_kafka_conf_t *kafka_conf_new(const struct config *cfg, const char *const *overrides,
                                 char *errstr, size_t errstr_size)
 {
@@ -203,6 +299,29 @@ fail:
     return NULL;
 }
 
+static rd_kafka_resp_err_t subscribe_topics(struct kafka_consumer *kc)
+{
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(READING_KIND_COUNT);
+    for (int k = 0; k < READING_KIND_COUNT; k++)
+        rd_kafka_topic_partition_list_add(topics, kc->topic[k], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(kc->rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    return err;
+}
+
+bool kafka_consumer_rejoin(struct kafka_consumer *kc)
+{
+    rd_kafka_resp_err_t err = rd_kafka_unsubscribe(kc->rk);
+    if (!err)
+        err = subscribe_topics(kc);
+    if (err) {
+        log_error("event=group_rejoin_failed msg=\"%s\"", rd_kafka_err2str(err));
+        return false;
+    }
+    log_info("event=group_rejoin msg=\"partitions are revoked and assigned anew\"");
+    return true;
+}
+
 struct kafka_consumer *kafka_consumer_new(const struct config *cfg, struct event_base *base,
                                           const struct kafka_handlers *handlers, char *errstr,
                                           size_t errstr_size)
@@ -219,7 +338,6 @@ struct kafka_consumer *kafka_consumer_new(const struct config *cfg, struct event
     };
     struct kafka_consumer *kc = calloc(1, sizeof(*kc));
     rd_kafka_conf_t *conf = NULL;
-    rd_kafka_topic_partition_list_t *topics = NULL;
     if (!kc) {
         snprintf(errstr, errstr_size, "kafka: out of memory");
         goto fail;
@@ -252,6 +370,8 @@ struct kafka_consumer *kafka_consumer_new(const struct config *cfg, struct event
         if (!config_kafka_get(cfg, defaults[i].key) &&
             !conf_set(conf, defaults[i].key, defaults[i].value, false, errstr, errstr_size))
             goto fail;
+    if (!set_instance_id(kc, cfg, conf, errstr, errstr_size))
+        goto fail;
     rd_kafka_conf_set_error_cb(conf, error_from_kafka);
     rd_kafka_conf_set_offset_commit_cb(conf, commit_result);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance);
@@ -272,6 +392,8 @@ struct kafka_consumer *kafka_consumer_new(const struct config *cfg, struct event
         goto fail;
     }
     rd_kafka_queue_io_event_enable(kc->queue, kc->pipe_fds[1], "1", 1);
+    if (kc->instance_id[0])
+        log_info("event=static_membership enabled=1 group_instance_id=%s", kc->instance_id);
     kc->io_event = event_new(base, kc->pipe_fds[0], EV_READ | EV_PERSIST, on_pipe, kc);
     kc->poll_event = evtimer_new(base, on_poll_timer, kc);
     kc->hold_timer = evtimer_new(base, on_hold_timer, kc);
@@ -280,11 +402,7 @@ struct kafka_consumer *kafka_consumer_new(const struct config *cfg, struct event
         goto fail;
     }
 
-    topics = rd_kafka_topic_partition_list_new(READING_KIND_COUNT);
-    for (int k = 0; k < READING_KIND_COUNT; k++)
-        rd_kafka_topic_partition_list_add(topics, cfg->topic[k], RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t sub = rd_kafka_subscribe(kc->rk, topics);
-    rd_kafka_topic_partition_list_destroy(topics);
+    rd_kafka_resp_err_t sub = subscribe_topics(kc);
     if (sub) {
         snprintf(errstr, errstr_size, "kafka: subscribe: %s", rd_kafka_err2str(sub));
         goto fail;
@@ -403,6 +521,31 @@ struct metrics_lag *kafka_consumer_lags(struct kafka_consumer *kc, size_t *count
     return lags;
 }
 
+void kafka_consumer_check_fatal(struct kafka_consumer *kc)
+{
+    if (!kc->fatal && rd_kafka_fatal_error(kc->rk, NULL, 0) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        note_fatal(kc);
+}
+
+bool kafka_consumer_seek(struct kafka_consumer *kc, enum reading_kind kind, int32_t partition,
+                         int64_t offset)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, kc->topic[kind], partition)->offset = offset;
+    rd_kafka_error_t *error = rd_kafka_seek_partitions(kc->rk, list, 0);
+    /* Asynchronous (timeout 0): "in progress" is the answer when it was accepted. */
+    bool ok =
+        !error && (!list->elems[0].err || list->elems[0].err == RD_KAFKA_RESP_ERR__IN_PROGRESS);
+    if (!ok)
+        log_warn("event=kafka_seek_failed topic=%s partition=%d offset=%lld msg=\"%s\"",
+                 kc->topic[kind], (int)partition, (long long)offset,
+                 error ? rd_kafka_error_string(error) : rd_kafka_err2str(list->elems[0].err));
+    if (error)
+        rd_kafka_error_destroy(error);
+    rd_kafka_topic_partition_list_destroy(list);
+    return ok;
+}
+
 int kafka_consumer_assigned(const struct kafka_consumer *kc)
 {
     return kc->assigned;
@@ -426,6 +569,8 @@ static void consumer_free(struct kafka_consumer *kc, bool leave_group)
         event_free(kc->poll_event);
     if (kc->hold_timer)
         event_free(kc->hold_timer);
+    if (kc->test_fatal_timer)
+        event_free(kc->test_fatal_timer);
     if (kc->queue) {
         rd_kafka_queue_io_event_enable(kc->queue, -1, NULL, 0);
         rd_kafka_queue_destroy(kc->queue);

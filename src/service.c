@@ -13,18 +13,22 @@
 #include <sysexits.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "solarx/archive.h"
 #include "solarx/batch.h"
+#include "solarx/claims.h"
 #include "solarx/clock.h"
 #include "solarx/db.h"
 #include "solarx/decode.h"
 #include "solarx/flush.h"
 #include "solarx/http.h"
+#include "solarx/health.h"
 #include "solarx/kafka.h"
 #include "solarx/log.h"
 #include "solarx/metrics.h"
 #include "solarx/migrate.h"
+#include "solarx/ownership.h"
 #include "solarx/registry.h"
 
 #define BACKOFF_MIN_MS 100
@@ -38,6 +42,8 @@
 /* Exit status when SIGTERM's stop_timeout_s passes with a batch still unwritten (EX_TEMPFAIL:
  * nothing is lost, the batch's offsets were not committed and it is consumed again). */
 #define EXIT_STOP_TIMEOUT 75
+/* Exit status after a fatal librdkafka error (EX_SOFTWARE): systemd restarts the service. */
+#define EXIT_KAFKA_FATAL EX_SOFTWARE
 
 struct service {
     struct config *cfg;
@@ -58,8 +64,12 @@ struct service {
     struct batch *halves[ISOLATION_DEPTH];
     int half_count;
     bool isolating;
-    bool inflight_rejected; /* inflight holds the dead letters of a rejected message */
-    int rejected_failures;  /* consecutive non-transient failures of inflight */
+    bool inflight_rejected;        /* inflight holds the dead letters of a rejected message */
+    int rejected_failures;         /* consecutive non-transient failures of inflight */
+    struct claims *claims;         /* the partitions this instance owns, and their epochs */
+    char owner[320];               /* who claims: group.instance.id or host, and pid */
+    char kafka_fatal[700];         /* the fatal librdkafka error, "" while there is none */
+    struct timespec last_progress; /* last message consumed or flush committed */
 
     struct event *flush_timer, *pg_read, *pg_write, *connect_timer, *watchdog_timer;
     struct event *flush_deadline;
@@ -81,6 +91,19 @@ static void next_half(struct service *s);
 static bool isolate_rejected(struct service *s);
 static void try_finish_stop(struct service *s);
 static void reload_registry(struct service *s);
+
+static void note_progress(struct service *s)
+{
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &s->last_progress);
+}
+
+static int kind_of_topic(const struct service *s, const char *topic)
+{
+    for (int k = 0; k < READING_KIND_COUNT; k++)
+        if (strcmp(s->cfg->topic[k], topic) == 0)
+            return k;
+    return -1;
+}
 
 static unsigned long long total(const uint64_t *values, int n)
 {
@@ -281,6 +304,56 @@ static bool isolate_rejected(struct service *s)
     return true;
 }
 
+/* A committed flush moved these partitions' stored offsets: a rewind would start there. */
+static void note_stored_offsets(struct service *s, const struct batch *b)
+{
+    note_progress(s);
+    for (const struct batch_offset *o = b->offsets; o; o = o->hh.next)
+        claims_note_stored(s->claims, o->id.kind, o->id.partition, o->next_offset);
+}
+
+static void rewind_partition(void *ctx, int kind, int32_t partition, int64_t epoch, int64_t resume)
+{
+    struct service *s = ctx;
+    (void)epoch;
+    if (resume >= 0 && kafka_consumer_seek(s->kc, (enum reading_kind)kind, partition, resume))
+        log_info("event=partition_rewound topic=%s partition=%d offset=%lld", s->cfg->topic[kind],
+                 (int)partition, (long long)resume);
+}
+
+/* Another instance claimed a partition of the batch (this one is a zombie for it, or lost it):
+ * the flush was rolled back and is not retried, so that this instance never moves that
+ * partition's offset. Both batches go; the partitions still held are consumed again from where
+ * their stored offsets are (or from the first message of this assignment), so none of their
+ * readings is lost; the lost ones are their new owner's. Then the group is asked for the
+ * assignment anew: a zombie learns what it still owns, and an owner whose claim was overtaken
+ * (claimed late by a zombie) claims again, instead of being fenced at every flush. */
+static void drop_fenced_batches(struct service *s)
+{
+    char quoted[1200];
+    s->m.flush_failures++;
+    log_quote(flusher_error(s->flusher), quoted, sizeof(quoted));
+    log_warn("event=flush_fenced readings=%zu dead_letters=%zu msg=%s action=dropped",
+             s->inflight->reading_count + s->pending->reading_count,
+             s->inflight->dead_count + s->pending->dead_count, quoted);
+    batch_clear(s->inflight);
+    batch_clear(s->pending);
+    while (s->half_count > 0) { /* an isolation in progress: its halves were consumed too */
+        batch_destroy(s->halves[--s->half_count]);
+        s->halves[s->half_count] = NULL;
+    }
+    s->isolating = false;
+    s->inflight_rejected = false;
+    s->rejected_failures = 0;
+    s->flush_failing = false;
+    if (s->kc) {
+        claims_each(s->claims, rewind_partition, s);
+        if (!s->in_rebalance && !s->stopping)
+            (void)kafka_consumer_rejoin(s->kc); /* logged when refused */
+    }
+    schedule_reconnect(s); /* the flusher dropped the connection with the transaction */
+}
+
 static void flush_finished(struct service *s, enum flush_progress p)
 {
     s->flushing = false;
@@ -298,6 +371,7 @@ static void flush_finished(struct service *s, enum flush_progress p)
         log_flush(s, st);
         if (s->archive)
             archive_worker_request(s->archive, flusher_raw_horizon(s->flusher));
+        note_stored_offsets(s, s->inflight);
         /* Only now may Kafka learn of these offsets (P4). */
         if (s->kc)
             kafka_consumer_commit(s->kc, s->inflight, s->stopping || s->in_rebalance);
@@ -307,6 +381,8 @@ static void flush_finished(struct service *s, enum flush_progress p)
         s->rejected_failures = 0;
         s->inflight_rejected = false;
         next_half(s);
+    } else if (p == FLUSH_FENCED) {
+        drop_fenced_batches(s);
     } else {
         char quoted[1200];
         enum flush_failure failure = flusher_failure(s->flusher);
@@ -328,6 +404,53 @@ static void flush_finished(struct service *s, enum flush_progress p)
     update_backpressure(s);
     if (s->stopping)
         try_finish_stop(s);
+}
+
+/* Claims the partitions given (their offsets are set to where consumption resumes when
+ * PostgreSQL stores one) for this instance. Returns false, leaving them pending, when
+ * PostgreSQL cannot be asked. */
+static bool claim_partitions(struct service *s, struct ownership_partition *parts, size_t n)
+{
+    char err[512];
+    if (n == 0)
+        return true;
+    PGconn *conn = db_connect_blocking(s->cfg, err, sizeof(err));
+    bool ok = conn && ownership_claim(conn, s->cfg, config_kafka_get(s->cfg, "group.id"), s->owner,
+                                      parts, n, s->claims, err, sizeof(err));
+    if (conn)
+        PQfinish(conn);
+    if (!ok) {
+        char quoted[600];
+        log_warn("event=claim_failed partitions=%zu msg=%s retry=before_next_flush", n,
+                 log_quote(err, quoted, sizeof(quoted)));
+        return false;
+    }
+    for (size_t i = 0; i < n; i++)
+        log_info("event=partition_claimed topic=%s partition=%d epoch=%lld stored=%lld owner=%s",
+                 s->cfg->topic[parts[i].kind], (int)parts[i].partition, (long long)parts[i].epoch,
+                 (long long)parts[i].next_offset, s->owner);
+    return true;
+}
+
+static void collect_pending(void *ctx, int kind, int32_t partition, int64_t epoch, int64_t resume)
+{
+    struct ownership_partition **next = ctx;
+    (void)resume;
+    if (epoch == CLAIMS_PENDING)
+        *(*next)++ = (struct ownership_partition){.kind = kind, .partition = partition};
+}
+
+/* Partitions assigned while PostgreSQL was unavailable are claimed before their first flush. */
+static bool claim_pending_partitions(struct service *s)
+{
+    size_t n = claims_pending(s->claims);
+    struct ownership_partition *parts = calloc(n, sizeof(*parts)), *next = parts;
+    if (!parts)
+        return false;
+    claims_each(s->claims, collect_pending, &next);
+    bool ok = claim_partitions(s, parts, n);
+    free(parts);
+    return ok;
 }
 
 /* Starts writing the inflight batch (or the pending one, when nothing waits) if possible. */
@@ -357,6 +480,8 @@ static void start_flush(struct service *s)
         batch_absorb(s->inflight, s->pending); /* a retry takes what arrived meanwhile */
     }
     update_backpressure(s);
+    if (claims_pending(s->claims) > 0 && !claim_pending_partitions(s))
+        return; /* its offsets could not be stored: the next timer tries again */
     enum flush_progress p = flusher_start(s->flusher, s->inflight);
     if (p == FLUSH_FAILED) {
         flush_finished(s, p);
@@ -403,7 +528,10 @@ static void on_pg_io(evutil_socket_t fd, short what, void *arg)
 
 static void on_flush_timer(evutil_socket_t fd, short what, void *arg)
 {
-    start_flush(arg);
+    struct service *s = arg;
+    if (s->kc)
+        kafka_consumer_check_fatal(s->kc); /* also while held, when no message is taken */
+    start_flush(s);
 }
 
 /* ---- Kafka -------------------------------------------------------------------------------- */
@@ -419,6 +547,8 @@ static void on_message(void *opaque, enum reading_kind kind, const rd_kafka_mess
     const char *payload = msg->payload ? msg->payload : "";
     s->m.consumed[kind]++;
     s->decode.now = (int64_t)time(NULL);
+    note_progress(s);
+    claims_note_consumed(s->claims, kind, msg->partition, msg->offset);
     enum decode_error e =
         decode_check_size(msg->len, (size_t)s->cfg->max_message_bytes, reason, sizeof(reason));
     if (e == DECODE_OK)
@@ -450,48 +580,58 @@ static void on_message(void *opaque, enum reading_kind kind, const rd_kafka_mess
     }
 }
 
-/* Where each assigned partition starts: PostgreSQL's offset when it has one (P4). */
+/* Claims the assigned partitions (fencing every earlier owner's flushes) and starts each where
+ * PostgreSQL's offset says, when it has one (P4). PostgreSQL unavailable: Kafka's committed
+ * offsets, which never run ahead of PostgreSQL's (resuming there only redelivers readings the
+ * merges ignore), and the claims are made before the first flush. */
 static void on_assign(void *opaque, rd_kafka_topic_partition_list_t *partitions)
 {
     struct service *s = opaque;
-    char err[512];
-    for (int i = 0; i < partitions->cnt; i++)
-        partitions->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
-    PGconn *conn = db_connect_blocking(s->cfg, err, sizeof(err));
-    if (!conn) {
-        /* Kafka's committed offsets never run ahead of PostgreSQL's: resuming there only
-         * redelivers readings the merges ignore. */
-        log_warn("event=offsets_from_kafka msg=\"%s\"", err);
-        return;
+    struct ownership_partition *parts = calloc((size_t)partitions->cnt + 1, sizeof(*parts));
+    size_t n = 0;
+    for (int i = 0; i < partitions->cnt; i++) {
+        rd_kafka_topic_partition_t *p = &partitions->elems[i];
+        int kind = kind_of_topic(s, p->topic);
+        p->offset = RD_KAFKA_OFFSET_INVALID;
+        if (kind < 0)
+            continue;
+        if (!claims_set(s->claims, kind, p->partition, CLAIMS_PENDING, -1))
+            log_error("event=claim_failed msg=\"out of memory\"");
+        if (parts)
+            parts[n++] = (struct ownership_partition){.kind = kind, .partition = p->partition};
     }
-    const char *params[1] = {config_kafka_get(s->cfg, "group.id")};
-    PGresult *res = PQexecParams(conn,
-                                 "SELECT topic, \"partition\", next_offset"
-                                 " FROM solarx_meta.consumer_offsets WHERE consumer_group = $1",
-                                 1, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        log_warn("event=offsets_from_kafka msg=\"%s\"", PQresultErrorMessage(res));
-    } else {
-        for (int row = 0; row < PQntuples(res); row++) {
-            const char *topic = PQgetvalue(res, row, 0);
-            int partition = atoi(PQgetvalue(res, row, 1));
+    if (parts && claim_partitions(s, parts, n)) {
+        for (size_t j = 0; j < n; j++) {
+            if (parts[j].next_offset < 0)
+                continue;
             for (int i = 0; i < partitions->cnt; i++) {
                 rd_kafka_topic_partition_t *p = &partitions->elems[i];
-                if (p->partition == partition && strcmp(p->topic, topic) == 0) {
-                    p->offset = atoll(PQgetvalue(res, row, 2));
+                if (p->partition == parts[j].partition &&
+                    strcmp(p->topic, s->cfg->topic[parts[j].kind]) == 0) {
+                    p->offset = parts[j].next_offset;
                     log_info("event=partition_start topic=%s partition=%d offset=%lld "
-                             "source=postgres",
-                             topic, partition, (long long)p->offset);
+                             "source=postgres epoch=%lld",
+                             p->topic, (int)p->partition, (long long)p->offset,
+                             (long long)parts[j].epoch);
                 }
             }
         }
     }
-    PQclear(res);
-    PQfinish(conn);
+    free(parts);
+    note_progress(s);
     if (!s->ready) {
         s->ready = true;
         sd_notify(0, "READY=1\nSTATUS=consuming");
         log_info("event=ready");
+    }
+}
+
+static void release_claims(struct service *s, const rd_kafka_topic_partition_list_t *partitions)
+{
+    for (int i = 0; i < partitions->cnt; i++) {
+        int kind = kind_of_topic(s, partitions->elems[i].topic);
+        if (kind >= 0)
+            claims_remove(s->claims, kind, partitions->elems[i].partition);
     }
 }
 
@@ -501,8 +641,11 @@ static void on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *parti
 {
     struct service *s = opaque;
     if (lost) {
-        log_warn("event=partitions_lost count=%d msg=\"pending readings are still flushed; "
-                 "nothing is committed to Kafka for them\"",
+        /* Another instance may own them already: this one must not store their offsets. */
+        release_claims(s, partitions);
+        log_warn("event=partitions_lost count=%d msg=\"their claims are released: a flush with "
+                 "their readings is fenced and dropped, the partitions still held are consumed "
+                 "again\"",
                  partitions->cnt);
         return;
     }
@@ -512,6 +655,7 @@ static void on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *parti
     if (!s->flushing)
         start_flush(s); /* completes synchronously while in_rebalance */
     s->in_rebalance = false;
+    release_claims(s, partitions);
 }
 
 /* ---- signals and stop --------------------------------------------------------------------- */
@@ -531,7 +675,7 @@ static void try_finish_stop(struct service *s)
     log_info("event=stopping consumed=%llu merged=%llu duplicates=%llu dead_letters=%llu",
              total(s->m.consumed, READING_KIND_COUNT), total(s->m.merged, READING_KIND_COUNT),
              (unsigned long long)s->m.duplicates, total(s->m.dead_letters, DECODE_ERROR_COUNT));
-    s->exit_code = 0;
+    s->exit_code = s->kafka_fatal[0] ? EXIT_KAFKA_FATAL : 0;
     event_base_loopexit(s->base, NULL);
 }
 
@@ -565,6 +709,18 @@ static void reload_registry(struct service *s)
     log_info("event=registry_reloaded homes=%zu panels=%zu", registry_home_count(fresh),
              registry_panel_count(fresh));
     start_flush(s);
+}
+
+/* SIGTERM, or a fatal Kafka error: no more consumption; the last batches are flushed. */
+static void begin_stop(struct service *s)
+{
+    sd_notify(0, "STOPPING=1");
+    s->stopping = true;
+    struct timeval limit = {s->cfg->stop_timeout_s, 0};
+    evtimer_add(s->stop_timer, &limit);
+    if (s->kc)
+        kafka_consumer_pause(s->kc);
+    try_finish_stop(s);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -601,13 +757,21 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     }
     log_info("event=stop_requested signal=%s stop_timeout_s=%d", strsignal((int)sig),
              s->cfg->stop_timeout_s);
-    sd_notify(0, "STOPPING=1");
-    s->stopping = true;
-    struct timeval limit = {s->cfg->stop_timeout_s, 0};
-    evtimer_add(s->stop_timer, &limit);
-    if (s->kc)
-        kafka_consumer_pause(s->kc);
-    try_finish_stop(s);
+    begin_stop(s);
+}
+
+/* The consumer is dead (a fenced static member, an authentication failure...): /healthz says why,
+ * what was consumed is flushed, and the process exits EXIT_KAFKA_FATAL for systemd to restart
+ * it. */
+static void on_kafka_fatal(void *opaque, const char *reason)
+{
+    struct service *s = opaque;
+    snprintf(s->kafka_fatal, sizeof(s->kafka_fatal), "%s", reason);
+    log_error("event=unhealthy reason=kafka_fatal exit_status=%d msg=\"flushing what was "
+              "consumed, then exiting\"",
+              EXIT_KAFKA_FATAL);
+    if (!s->stopping)
+        begin_stop(s);
 }
 
 /* SIGTERM's stop_timeout_s passed with a batch still unwritten (PostgreSQL down, or refusing it
@@ -619,8 +783,8 @@ static void on_stop_timeout(evutil_socket_t fd, short what, void *arg)
               "msg=\"exiting without the last batch; its offsets are not committed, it is "
               "consumed again after a restart\"",
               s->cfg->stop_timeout_s, s->inflight->reading_count + s->pending->reading_count,
-              EXIT_STOP_TIMEOUT);
-    s->exit_code = EXIT_STOP_TIMEOUT;
+              s->kafka_fatal[0] ? EXIT_KAFKA_FATAL : EXIT_STOP_TIMEOUT);
+    s->exit_code = s->kafka_fatal[0] ? EXIT_KAFKA_FATAL : EXIT_STOP_TIMEOUT;
     event_base_loopbreak(s->base);
 }
 
@@ -653,13 +817,35 @@ static void reply(struct evhttp_request *req, int code, const char *reason, cons
     evbuffer_free(buf);
 }
 
-/* Why /healthz answers 503, or NULL when the service can make progress. */
-static const char *health_problem(const struct service *s)
+/* Messages behind the end of the assigned partitions (cached watermarks), -1 when unknown. */
+static int64_t total_lag(struct service *s)
 {
-    return s->stopping                 ? "stopping"
-           : !flusher_conn(s->flusher) ? "postgres unavailable"
-           : !s->ready                 ? "waiting for partitions"
-                                       : NULL;
+    size_t count = 0;
+    struct metrics_lag *lags = s->kc ? kafka_consumer_lags(s->kc, &count) : NULL;
+    int64_t sum = lags ? 0 : -1;
+    for (size_t i = 0; i < count; i++)
+        if (lags[i].lag > 0)
+            sum += lags[i].lag;
+    free(lags);
+    return sum;
+}
+
+/* Why the service cannot make progress (health_problem, written to buf), or NULL. */
+static const char *current_problem(struct service *s, char *buf, size_t size)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+    struct health_facts facts = {
+        .kafka_fatal = s->kafka_fatal[0] ? s->kafka_fatal : NULL,
+        .stopping = s->stopping,
+        .postgres_connected = flusher_conn(s->flusher) != NULL,
+        .ready = s->ready,
+        .lag = total_lag(s),
+        .idle_s = (double)(now.tv_sec - s->last_progress.tv_sec) +
+                  (double)(now.tv_nsec - s->last_progress.tv_nsec) / 1e9,
+        .stall_timeout_s = s->cfg->stall_timeout_s,
+    };
+    return health_problem(&facts, buf, size);
 }
 
 static void on_metrics(struct evhttp_request *req, void *arg)
@@ -667,6 +853,7 @@ static void on_metrics(struct evhttp_request *req, void *arg)
     struct service *s = arg;
     size_t lag_count = 0;
     struct metrics_lag *lags = s->kc ? kafka_consumer_lags(s->kc, &lag_count) : NULL;
+    char reason[800];
     const char *topics[READING_KIND_COUNT];
     for (int k = 0; k < READING_KIND_COUNT; k++)
         topics[k] = s->cfg->topic[k];
@@ -676,7 +863,7 @@ static void on_metrics(struct evhttp_request *req, void *arg)
         .postgres_connected = flusher_conn(s->flusher) != NULL,
         .paused = s->kc && kafka_consumer_held(s->kc),
         .assigned_partitions = s->kc ? kafka_consumer_assigned(s->kc) : 0,
-        .healthy = health_problem(s) == NULL,
+        .healthy = current_problem(s, reason, sizeof(reason)) == NULL,
         .lags = lags,
         .lag_count = lag_count,
         .topics = topics,
@@ -700,8 +887,9 @@ static void on_metrics(struct evhttp_request *req, void *arg)
 static void on_healthz(struct evhttp_request *req, void *arg)
 {
     struct service *s = arg;
-    const char *problem = health_problem(s);
-    char body[128];
+    char reason[800];
+    const char *problem = current_problem(s, reason, sizeof(reason));
+    char body[820];
     int n = snprintf(body, sizeof(body), "%s\n", problem ? problem : "ok");
     reply(req, problem ? 503 : HTTP_OK, problem ? "Service Unavailable" : "OK", "text/plain", body,
           (size_t)n);
@@ -734,6 +922,20 @@ static bool start_http(struct service *s, char *errstr, size_t errstr_size)
 }
 
 /* ---- start-up ----------------------------------------------------------------------------- */
+
+/* The label claims carry: the static member's id, else the host name; and the pid. */
+static void set_owner(struct service *s)
+{
+    char host[128] = "";
+    const char *id = kafka_consumer_instance_id(s->kc);
+    if (!id[0]) {
+        if (gethostname(host, sizeof(host)) != 0)
+            snprintf(host, sizeof(host), "unknown-host");
+        host[sizeof(host) - 1] = '\0';
+        id = host;
+    }
+    snprintf(s->owner, sizeof(s->owner), "%s/pid-%ld", id, (long)getpid());
+}
 
 /* Applies migrations before READY; PostgreSQL not up yet is waited for, with backoff. */
 static int migrate_at_start(struct service *s, char *errstr, size_t errstr_size)
@@ -786,11 +988,14 @@ int service_run(struct config *cfg, char *errstr, size_t errstr_size)
     s.pending = batch_new(cfg->window_minutes * 60, s.zone);
     s.inflight = batch_new(cfg->window_minutes * 60, s.zone);
     s.flusher = flusher_new(cfg, s.zone, config_kafka_get(cfg, "group.id"));
-    if (!s.base || !s.flusher) {
+    s.claims = claims_new();
+    if (!s.base || !s.flusher || !s.claims) {
         snprintf(errstr, errstr_size, "out of memory");
         goto out;
     }
     flusher_set_registry(s.flusher, s.registry);
+    flusher_set_claims(s.flusher, s.claims);
+    note_progress(&s);
     if (cfg->raw_archive_dir[0] && !(s.archive = archive_worker_start(cfg, errstr, errstr_size))) {
         rc = EX_CONFIG;
         goto out;
@@ -819,10 +1024,15 @@ int service_run(struct config *cfg, char *errstr, size_t errstr_size)
         rc = EX_CONFIG;
         goto out;
     }
-    struct kafka_handlers handlers = {on_message, on_assign, on_revoke, &s};
+    struct kafka_handlers handlers = {.on_message = on_message,
+                                      .on_assign = on_assign,
+                                      .on_revoke = on_revoke,
+                                      .opaque = &s,
+                                      .on_fatal = on_kafka_fatal};
     s.kc = kafka_consumer_new(cfg, s.base, &handlers, errstr, errstr_size);
     if (!s.kc)
         goto out;
+    set_owner(&s);
     log_info("event=started version=%s topics=%s,%s,%s group=%s window_minutes=%d zone=%s",
              SOLARX_VERSION, cfg->topic[READING_HOME], cfg->topic[READING_SOLAR],
              cfg->topic[READING_BATTERY], config_kafka_get(cfg, "group.id"), cfg->window_minutes,
@@ -859,6 +1069,7 @@ out:
         PQfinish(s.connecting);
     archive_worker_stop(s.archive);
     flusher_destroy(s.flusher);
+    claims_destroy(s.claims);
     registry_destroy(s.registry);
     registry_destroy(s.next_registry);
     batch_destroy(s.pending);

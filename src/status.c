@@ -54,12 +54,14 @@ int status_report(const struct config *cfg, FILE *out, long long *total_lag_out,
     const char *params[1] = {group};
     offsets = PQexecParams(conn,
                            "SELECT topic, \"partition\", next_offset"
-                           " FROM solarx_meta.consumer_offsets WHERE consumer_group = $1",
+                           " FROM solarx_meta.consumer_offsets"
+                           " WHERE consumer_group = $1 AND next_offset IS NOT NULL",
                            1, NULL, params, NULL, NULL, 0);
     last = PQexecParams(conn,
                         "SELECT coalesce(to_char(max(updated_at) AT TIME ZONE 'UTC',"
                         " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), 'never')"
-                        " FROM solarx_meta.consumer_offsets WHERE consumer_group = $1",
+                        " FROM solarx_meta.consumer_offsets"
+                        " WHERE consumer_group = $1 AND next_offset IS NOT NULL",
                         1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(offsets) != PGRES_TUPLES_OK || PQresultStatus(last) != PGRES_TUPLES_OK) {
         snprintf(errstr, errstr_size, "postgres: reading offsets: %s",

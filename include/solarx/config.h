@@ -43,6 +43,7 @@ struct config {
     bool migrate_on_start;
     char *migrations_dir; /* the numbered *.sql files */
     enum config_log_level log_level;
+    int32_t stall_timeout_s; /* /healthz: no progress this long while lagging is unhealthy */
 
     /* [topics], indexed by enum reading_kind */
     char *topic[READING_KIND_COUNT];

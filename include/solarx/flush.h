@@ -38,9 +38,13 @@ enum flush_progress {
     FLUSH_BUSY,      /* waiting on the socket */
     FLUSH_COMMITTED, /* the transaction committed: stats are valid, the batch may be dropped */
     FLUSH_FAILED,    /* see flusher_error(); the connection was dropped, the batch is intact */
+    FLUSH_FENCED,    /* rolled back: a partition of the batch is no longer held under the epoch
+                        claims gave for it (another instance claimed it). Not to be retried: see
+                        flusher_error() for the partitions; the connection was dropped. */
 };
 
 struct flusher;
+struct claims;
 
 /* A flusher for cfg's settings and zone (both borrowed; cfg's fields are read at every flush).
  * offsets_group is the consumer group the offsets are stored under, or NULL to store none
@@ -54,6 +58,11 @@ void flusher_destroy(struct flusher *f);
  * is in progress. The next flush writes it even with an empty batch (flusher_registry_dirty). */
 void flusher_set_registry(struct flusher *f, const struct registry *reg);
 bool flusher_registry_dirty(const struct flusher *f);
+
+/* The claims (borrowed; NULL: none) whose epochs the stored offsets are conditional on: a
+ * partition not held under its epoch -- or not claimed at all -- makes the flush FLUSH_FENCED.
+ * Only flushes with an offsets_group store offsets. */
+void flusher_set_claims(struct flusher *f, const struct claims *claims);
 
 /* Hands an established connection to the flusher, which owns it from now on (and puts it in
  * non-blocking pipeline mode). Returns false (and closes conn) when that fails. */

@@ -32,11 +32,23 @@ struct kafka_handlers {
      * from them and commit it before returning. */
     void (*on_revoke)(void *opaque, const rd_kafka_topic_partition_list_t *partitions, bool lost);
     void *opaque;
+    /* librdkafka raised a fatal error (reason: "CODE: text"): the consumer can neither consume
+     * nor commit any more. May be NULL. */
+    void (*on_fatal)(void *opaque, const char *reason);
 };
+
+/* The group.instance.id derived for static membership: "<group>-<host>-<http_listen>" with every
+ * character Kafka does not allow in it replaced by '_'. Returns false (no static membership)
+ * when http_listen is empty or the id does not fit in buf. */
+bool kafka_static_instance_id(const char *group, const char *host, const char *http_listen,
+                              char *buf, size_t size) __attribute__((warn_unused_result));
 
 /* Creates the consumer from cfg's [kafka] keys (passed unchanged; the service's own settings
  * enable.auto.commit=false, enable.auto.offset.store=false and, unless configured,
- * partition.assignment.strategy=cooperative-sticky are added) and subscribes to the three topics.
+ * partition.assignment.strategy=cooperative-sticky and a group.instance.id derived by
+ * kafka_static_instance_id from the host name and http_listen are added) and subscribes to the
+ * three topics. Test-only: SOLARX_TEST_KAFKA_FATAL_AFTER_MS=N raises a fatal error (as a fenced
+ * static member would get) N ms after the first assignment.
  * Returns NULL with errstr ("kafka: No such configuration property: \"bootstrap.server\"…"). */
 struct kafka_consumer *kafka_consumer_new(const struct config *cfg, struct event_base *base,
                                           const struct kafka_handlers *handlers, char *errstr,
@@ -58,6 +70,23 @@ bool kafka_consumer_commit(struct kafka_consumer *kc, const struct batch *b, boo
 /* The lag of every assigned partition from librdkafka's cached watermarks (no broker round
  * trip): a new array of *count entries the caller frees, topic names owned by kc. */
 struct metrics_lag *kafka_consumer_lags(struct kafka_consumer *kc, size_t *count);
+
+/* Leaves the subscription and subscribes again: every partition is revoked (handlers.on_revoke)
+ * and the group assigns anew (handlers.on_assign). Returns false (logged) when librdkafka
+ * refuses. */
+bool kafka_consumer_rejoin(struct kafka_consumer *kc);
+
+/* Reports a fatal error (handlers.on_fatal) that librdkafka raised while the queue was not being
+ * drained (held): call periodically. */
+void kafka_consumer_check_fatal(struct kafka_consumer *kc);
+
+/* Moves the partition's fetch position to offset (asynchronously); queued messages before it are
+ * discarded. Returns false (logged) when librdkafka refuses, e.g. the partition is not assigned. */
+bool kafka_consumer_seek(struct kafka_consumer *kc, enum reading_kind kind, int32_t partition,
+                         int64_t offset);
+
+/* The group.instance.id in use, "" for dynamic membership. */
+const char *kafka_consumer_instance_id(const struct kafka_consumer *kc);
 
 /* Number of partitions currently assigned. */
 int kafka_consumer_assigned(const struct kafka_consumer *kc);

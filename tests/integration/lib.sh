@@ -205,10 +205,12 @@ topic_end_offsets() {
         fail "GetOffsetShell: $(cat "$TEST_TMP/offsets.err")"
 }
 
-# pg_offsets DB GROUP: "topic partition next_offset" lines stored by the service, sorted.
+# pg_offsets DB GROUP: "topic partition next_offset" lines stored by the service, sorted
+# (partitions claimed but never written, next_offset NULL, are left out).
 pg_offsets() {
     q "$1" "select topic || ' ' || \"partition\" || ' ' || next_offset
-              from solarx_meta.consumer_offsets where consumer_group = '$2'" | sort
+              from solarx_meta.consumer_offsets
+             where consumer_group = '$2' and next_offset is not null" | sort
 }
 
 # wait_caught_up DB GROUP [TIMEOUT_S]: waits until the offsets PostgreSQL stores for GROUP equal

@@ -65,6 +65,7 @@ Test(config, defaults_from_an_empty_file)
     cr_assert_str_eq(cfg->pg_conninfo, "dbname=solarx");
     cr_assert_null(cfg->pg_password);
     cr_assert_eq(cfg->log_level, CONFIG_LOG_INFO);
+    cr_assert_eq(cfg->stall_timeout_s, 300);
     config_destroy(cfg);
 }
 
