@@ -205,12 +205,13 @@ topic_end_offsets() {
         fail "GetOffsetShell: $(cat "$TEST_TMP/offsets.err")"
 }
 
-# pg_offsets DB GROUP: "topic partition next_offset" lines stored by the service, sorted
-# (partitions claimed but never written, next_offset NULL, are left out).
+# pg_offsets DB GROUP: "topic partition next_offset" lines stored by the service, sorted. As
+# topic_end_offsets, it leaves out partitions at offset 0 (and those claimed but never written,
+# next_offset NULL): the service claims every assigned partition, empty ones included.
 pg_offsets() {
     q "$1" "select topic || ' ' || \"partition\" || ' ' || next_offset
               from solarx_meta.consumer_offsets
-             where consumer_group = '$2' and next_offset is not null" | sort
+             where consumer_group = '$2' and next_offset > 0" | sort
 }
 
 # wait_caught_up DB GROUP [TIMEOUT_S]: waits until the offsets PostgreSQL stores for GROUP equal

@@ -24,7 +24,8 @@ installed_files() {
     local p=$1 etc=$2 sql
     echo "$p/bin/solarx-stream" "$etc/solarx/solarx-stream.conf" \
         "$etc/solarx/home_appliances.json" "$etc/solarx/solar_panels.json" \
-        "$p/lib/systemd/system/solarx-stream.service" "$p/lib/sysusers.d/solarx-stream.conf" \
+        "$p/lib/systemd/system/solarx-stream.service" "$p/lib/systemd/system/solarx-stream@.service" \
+        "$p/lib/sysusers.d/solarx-stream.conf" \
         "$p/lib/tmpfiles.d/solarx-stream.conf" "$p/share/doc/solarx-stream/README.md"
     for sql in "$SOLARX_SOURCE_DIR"/migrations/*.sql; do
         echo "$p/share/solarx/migrations/$(basename "$sql")"
