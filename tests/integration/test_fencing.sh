@@ -63,7 +63,10 @@ trap cleanup_fencing EXIT
 # wait_log FILE PATTERN TIMEOUT_S WHAT [FROM_BYTE]
 wait_log() {
     local deadline=$((SECONDS + $3))
-    until tail -c +$((${5:-0} + 1)) "$1" | grep -qE "$2"; do
+    local text
+    while :; do
+        text=$(tail -c +$((${5:-0} + 1)) "$1")
+        grep -qE "$2" <<<"$text" && break
         ((SECONDS < deadline)) || {
             tail -n 20 "$1" >&2
             fail "$4"
@@ -112,7 +115,8 @@ for key in "${!last_seen[@]}"; do b_wrote[$key]=${last_seen[$key]}; done
 mark_a=$(stat -c %s "$LOG_A")
 kill -CONT "$PID_A"
 wait_log "$LOG_A" 'event=flush_fenced' 30 "A's stale flush was not fenced" "$mark_a"
-fenced_line=$(tail -c +$((mark_a + 1)) "$LOG_A" | grep -m1 'event=flush_fenced')
+zombie_log=$(tail -c +$((mark_a + 1)) "$LOG_A")
+fenced_line=$(grep -m1 'event=flush_fenced' <<<"$zombie_log")
 echo "zombie: ${fenced_line#*event=}"
 # Until A is assigned partitions again (a new claim), it stores no offset at all.
 awk '/event=partition_claimed/ { exit } /event=flush_committed/ && !/ offsets=0 / { bad = 1; print }
@@ -182,7 +186,7 @@ q "$db3" "create function public.test_slow_commit() returns trigger language plp
     >/dev/null
 start_service "$TEST_TMP/c.conf" c
 wait_ready 60
-until service_log | grep -q 'event=flush_committed .* offsets=[1-9]'; do
+until service_log_has 'event=flush_committed .* offsets=[1-9]'; do
     kill -0 "$SERVICE_PID" 2>/dev/null || fail "C exited"
     sleep 0.1
 done
@@ -195,11 +199,11 @@ read -r thief_topic thief_partition thief_epoch < <(q "$db3" "
     returning o.topic || ' ' || o.\"partition\" || ' ' || o.owner_epoch" | head -n 1)
 [[ -n $thief_epoch ]] || fail "the thief claimed nothing"
 deadline=$((SECONDS + 30))
-until service_log | grep -q 'event=flush_fenced'; do
+until service_log_has 'event=flush_fenced'; do
     ((SECONDS < deadline)) || fail "C's flush after the overtaken claim was not fenced"
     sleep 0.1
 done
-service_log | grep -q 'event=group_rejoin' || fail "C did not rejoin after being fenced"
+service_log_has 'event=group_rejoin' || fail "C did not rejoin after being fenced"
 wait_caught_up "$db3" "$group3" 300
 stop_service
 final_epoch=$(q "$db3" "select owner_epoch from solarx_meta.consumer_offsets where consumer_group = '$group3'
@@ -211,7 +215,8 @@ assert_eq "$(q "$db3" "select (select sum(readings_count) from solarx_wh.fact_ho
                               (select count(*) from solarx_raw.dead_letters)")" \
     "$v_home $v_solar $((3 * v_battery)) $malformed" "readings counted after the overtaken claim"
 rewound=$(service_log | grep -c 'event=partition_rewound' || true)
-echo "overtaken claim: $(service_log | grep -m1 'event=flush_fenced' | sed 's/.*event=//')"
+c_log=$(service_log)
+echo "overtaken claim: $(grep -m1 'event=flush_fenced' <<<"$c_log" | sed 's/.*event=//')"
 
 echo "PASS test_fencing scale=$SOLARX_TEST_SCALE zombie_fenced_flushes=$fenced" \
     "overtaken_rewound_partitions=$rewound offset_samples=$samples" \

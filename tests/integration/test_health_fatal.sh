@@ -57,14 +57,14 @@ SERVICE_PID=
 [[ -n $seen_503 ]] || fail "/healthz never answered 503 with the fatal error"
 echo "fatal: /healthz said: ${seen_503//$'\n'/ }"
 assert_eq "$rc" 70 "exit status after a fatal Kafka error"
-service_log | grep -q 'event=kafka_fatal code=' || fail "no event=kafka_fatal in the log"
-service_log | grep -q 'event=stopping' || fail "the consumed readings were not flushed before exiting"
+service_log_has 'event=kafka_fatal code=' || fail "no event=kafka_fatal in the log"
+service_log_has 'event=stopping' || fail "the consumed readings were not flushed before exiting"
 q "$db" "drop trigger test_slow_commit on solarx_meta.consumer_offsets" >/dev/null
 
 # ---- consumption stalled --------------------------------------------------------------------
 start_service "$TEST_TMP/health.conf" stall
 wait_ready 60
-until service_log | grep -q 'event=flush_committed .* offsets=[1-9]'; do sleep 0.2; done
+until service_log_has 'event=flush_committed .* offsets=[1-9]'; do sleep 0.2; done
 # Flushes block on the offsets table for 12 s: the next batch fills, consumption holds, the
 # producer keeps adding lag.
 psql -X -q -d "$db" -c "begin; lock table solarx_meta.consumer_offsets in exclusive mode;

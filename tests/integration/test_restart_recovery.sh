@@ -72,7 +72,7 @@ for ((kill = 1; kill <= KILLS; kill++)); do
     echo "restart $kill: next committed flush ${took}s after the restart"
     times+=("$took")
 done
-service_log | grep -q 'event=static_membership enabled=1' || fail "static membership is not on"
+service_log_has 'event=static_membership enabled=1' || fail "static membership is not on"
 
 wait "$producer" || fail "the producer failed"
 wait_caught_up "$db" "$group" 300
