@@ -9,7 +9,9 @@ source "$(dirname "$0")/lib.sh"
 started=$SECONDS
 HOMES=$(by_scale 20 2)
 MINUTES=$(by_scale 60 30)
-RATE=100 # event seconds per wall second: the producer runs MINUTES * 60 / RATE seconds
+# Event seconds per wall second: the producer runs MINUTES * 60 / RATE seconds (36 s at either
+# scale), long enough for MIN_KILLS lives of up to 3 s plus start-up while there is work left.
+RATE=$(by_scale 100 50)
 MIN_KILLS=10
 create_topics eo
 
