@@ -143,7 +143,7 @@ cleanup() {
     fi
     if ((${#TOPICS_MADE[@]} > 0)); then
         "$REPO/scripts/kafka-run.sh" org.apache.kafka.tools.TopicCommand \
-            --bootstrap-server "$SOLARX_KAFKA_BOOTSTRAP_SERVERS" --delete \
+            --bootstrap-server "$BROKERS" --delete \
             --topic "$(IFS='|' && echo "^(${TOPICS_MADE[*]})\$")" >/dev/null 2>&1 || true
     fi
     local db
