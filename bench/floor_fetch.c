@@ -8,12 +8,15 @@
 #include "bench_common.h"
 
 #define MAX_TOPICS 8
+#define MAX_EXTRA 16
 
 static const char usage_text[] =
-    "usage: floor_fetch --brokers LIST --group G --messages N [--timeout S] TOPIC...\n"
+    "usage: floor_fetch --brokers LIST --group G --messages N [--timeout S] [-X KEY=VALUE]...\n"
+    "                   TOPIC...\n"
     "Consumes N messages of TOPIC... from the beginning, then prints\n"
     "\"messages=N bytes=B seconds=S\" and exits 0; exits 1 on a Kafka error or after S seconds\n"
-    "(default 1800) without N messages.\n";
+    "(default 1800) without N messages. -X sets a librdkafka property (librdkafka's defaults\n"
+    "otherwise), e.g. the service's fetch settings.\n";
 
 struct options {
     const char *brokers;
@@ -22,6 +25,8 @@ struct options {
     double timeout_s;
     const char *topics[MAX_TOPICS];
     size_t n_topics;
+    const char *extra[MAX_EXTRA];
+    size_t n_extra;
 };
 
 static int parse_options(int argc, char **argv, struct options *o)
@@ -42,6 +47,9 @@ static int parse_options(int argc, char **argv, struct options *o)
         } else if (strcmp(a, "--timeout") == 0 && v) {
             o->timeout_s = atof(v);
             i++;
+        } else if (strcmp(a, "-X") == 0 && v && o->n_extra < MAX_EXTRA) {
+            o->extra[o->n_extra++] = v;
+            i++;
         } else if (a[0] != '-' && o->n_topics < MAX_TOPICS) {
             o->topics[o->n_topics++] = a;
         } else {
@@ -60,7 +68,7 @@ int main(int argc, char **argv)
         return 64;
     }
     bench_catch_stop_signals();
-    rd_kafka_t *rk = bench_consumer_new(o.brokers, o.group, o.topics, o.n_topics, NULL, 0, errstr,
+    rd_kafka_t *rk = bench_consumer_new(o.brokers, o.group, o.topics, o.n_topics, o.extra, o.n_extra, errstr,
                                         sizeof(errstr));
     if (rk == NULL) {
         fprintf(stderr, "floor_fetch: %s\n", errstr);
