@@ -68,8 +68,8 @@ int main(int argc, char **argv)
         return 64;
     }
     bench_catch_stop_signals();
-    rd_kafka_t *rk = bench_consumer_new(o.brokers, o.group, o.topics, o.n_topics, o.extra, o.n_extra, errstr,
-                                        sizeof(errstr));
+    rd_kafka_t *rk = bench_consumer_new(o.brokers, o.group, o.topics, o.n_topics, o.extra,
+                                        o.n_extra, errstr, sizeof(errstr));
     if (rk == NULL) {
         fprintf(stderr, "floor_fetch: %s\n", errstr);
         return 1;

@@ -7,11 +7,14 @@
  * the batch is applied to its window's stored state; only readings whose second was not yet
  * counted become raw rows and feed the battery histories.
  * Phase B (one pipeline): changed dimension versions, raw retention, day partitions, dim_date,
- * raw rows (ON CONFLICT DO NOTHING: an operator may delete facts and replay while raw rows
- * remain), the merged window states with their dimension keys, re-pointed facts, dead letters,
- * offsets (never moved backwards, and only under the epochs the partitions were claimed with:
- * solarx_meta.store_offsets raises SXFEN otherwise), COMMIT. Any error drops the connection,
- * which rolls back. */
+ * the merged window states with their dimension keys, re-pointed facts, dead letters, offsets
+ * (never moved backwards, and only under the epochs the partitions were claimed with:
+ * solarx_meta.store_offsets raises SXFEN otherwise).
+ * Phase C (out of pipeline mode, which does not allow COPY): per kind, the raw rows by COPY
+ * under a savepoint; when one meets a row already stored (an operator deleted facts and replays
+ * while raw rows remain) the savepoint is rolled back and the kind's rows go through INSERT ...
+ * ON CONFLICT DO NOTHING instead. Then COMMIT. Any error drops the connection, which rolls
+ * back. */
 #include "solarx/flush.h"
 
 #include <errno.h>
@@ -22,6 +25,7 @@
 #include <time.h>
 
 #include "solarx/claims.h"
+#include "solarx/copytext.h"
 #include "solarx/dimsync.h"
 #include "solarx/log.h"
 #include "solarx/pgarray.h"
@@ -29,10 +33,16 @@
 /* Advisory lock namespace: pg_advisory_xact_lock(LOCK_CLASS + kind, window start / 60). */
 #define LOCK_CLASS 735800
 
-enum phase { PHASE_IDLE, PHASE_LOCK_AND_READ, PHASE_WRITE };
+enum phase { PHASE_IDLE, PHASE_LOCK_AND_READ, PHASE_WRITE, PHASE_RAW };
+
+/* Phase C's commands, one at a time: the command whose results are being read. */
+enum raw_step { RAW_SAVEPOINT, RAW_COPY, RAW_ROLLBACK, RAW_INSERT, RAW_COMMIT };
+
+/* CopyData messages are at most this long (libpq queues them; the socket drains as it can). */
+#define COPY_CHUNK (256 * 1024)
 
 /* What each query of the phase B pipeline is, to read its result. */
-enum query_tag { Q_OTHER, Q_PARTITIONS, Q_RAW, Q_FACT, Q_DEAD, Q_OFFSETS, Q_DIM, Q_RETENTION };
+enum query_tag { Q_OTHER, Q_PARTITIONS, Q_FACT, Q_DEAD, Q_OFFSETS, Q_DIM, Q_RETENTION };
 
 /* Base of the tags dimsync gives its queries (kept in kinds[]). */
 #define DIM_TAG_BASE 100
@@ -81,6 +91,11 @@ struct flusher {
     int32_t *pending_days;   /* the days this flush ensures partitions for, sorted, distinct */
     size_t pending_day_count, pending_days_cap;
     char sqlstate[6]; /* of the flush's first error; "" when none came with one */
+
+    struct copytext copy;   /* phase C: the raw rows of raw_kind */
+    int raw_kind;           /* phase C: the kind being written */
+    enum raw_step raw_step; /* phase C: the command in flight */
+    bool raw_conflict;      /* phase C: the COPY met a stored row (unique violation) */
 
     struct pgarray arrays[MAX_PARAMS];
     struct timespec started;
@@ -142,6 +157,22 @@ static const char *const raw_sql[READING_KIND_COUNT] = {
         "             $11::bigint[]) AS u(h, d, t, c, s, e, ch, st, mo, p, o)"
         " ON CONFLICT DO NOTHING",
 };
+
+/* The same columns by COPY (text format, rows from add_copy_row). */
+static const char *const copy_sql[READING_KIND_COUNT] = {
+    [READING_HOME] = "COPY solarx_raw.home_power_readings"
+                     " (home_id, ts, consumption_wh, accumulated_wh, src_partition, src_offset)"
+                     " FROM STDIN",
+    [READING_SOLAR] = "COPY solarx_raw.solar_panel_readings"
+                      " (panel_id, ts, home_id, generation_wh, accumulated_wh, src_partition,"
+                      "  src_offset) FROM STDIN",
+    [READING_BATTERY] = "COPY solarx_raw.battery_readings"
+                        " (home_id, battery_id, ts, battery_name, capacity_kwh, max_charge_speed_w,"
+                        "  current_energy_wh, is_charging, status, max_output_w, src_partition,"
+                        "  src_offset) FROM STDIN",
+};
+
+#define UNIQUE_VIOLATION_SQLSTATE "23505"
 
 static const char *const fact_sql[READING_KIND_COUNT] = {
     [READING_HOME] =
@@ -255,6 +286,7 @@ void flusher_destroy(struct flusher *f)
         PQfinish(f->conn);
     for (int i = 0; i < MAX_PARAMS; i++)
         pgarray_free(&f->arrays[i]);
+    copytext_free(&f->copy);
     free(f->offsets_group);
     free(f);
 }
@@ -758,13 +790,12 @@ static bool send_partitions_and_dates(struct flusher *f)
                       3, params);
 }
 
-/* The raw rows of one kind: the readings merge_batch accepted. */
-static bool send_raw_rows(struct flusher *f, int kind)
+/* Calls fn for every raw row of one kind: the readings merge_batch accepted, unless older than
+ * raw retention (counted in raw_expired when count_expired). Returns how many. */
+typedef void (*raw_row_fn)(struct flusher *f, int kind, const struct batch_reading *item);
+
+static size_t each_raw_row(struct flusher *f, int kind, raw_row_fn fn, bool count_expired)
 {
-    static const int param_count[READING_KIND_COUNT] = {6, 7, 11};
-    struct pgarray *a[11];
-    for (int i = 0; i < param_count[kind]; i++)
-        a[i] = arr(f, i);
     size_t rows = 0, flat = 0;
     for (size_t i = 0; i < f->window_count; i++) {
         const struct batch_window *bw = f->windows[i];
@@ -775,46 +806,85 @@ static bool send_raw_rows(struct flusher *f, int kind)
         for (size_t j = 0; j < bw->count; j++, flat++) {
             if (!f->accepted[flat])
                 continue;
-            const struct reading *r = &bw->items[j].r;
-            if (r->ts < f->raw_horizon) {
-                f->stats.raw_expired++; /* counted in its window, older than raw retention */
+            if (bw->items[j].r.ts < f->raw_horizon) {
+                if (count_expired)
+                    f->stats.raw_expired++; /* counted in its window, older than retention */
                 continue;
             }
             rows++;
-            if (kind == READING_HOME) {
-                pgarray_add_int(a[0], r->home_id);
-                pgarray_add_int(a[1], r->ts);
-                pgarray_add_fixed(a[2], r->energy_wh);
-                pgarray_add_fixed(a[3], r->accumulated_wh);
-            } else if (kind == READING_SOLAR) {
-                pgarray_add_int(a[0], r->device_id);
-                pgarray_add_int(a[1], r->ts);
-                pgarray_add_int(a[2], r->home_id);
-                pgarray_add_fixed(a[3], r->energy_wh);
-                pgarray_add_fixed(a[4], r->accumulated_wh);
-            } else {
-                const char *status = reading_status_name(r->status);
-                pgarray_add_int(a[0], r->home_id);
-                pgarray_add_int(a[1], r->device_id);
-                pgarray_add_int(a[2], r->ts);
-                pgarray_add_fixed(a[3], r->capacity_kwh);
-                pgarray_add_fixed(a[4], r->max_charge_speed_w);
-                pgarray_add_fixed(a[5], r->energy_wh);
-                pgarray_add_bool(a[6], r->is_charging);
-                pgarray_add_text(a[7], status, strlen(status));
-                pgarray_add_fixed(a[8], r->max_output_w);
-            }
-            /* The source coordinates are always the last two parameters. */
-            pgarray_add_int(a[param_count[kind] - 2], bw->items[j].partition);
-            pgarray_add_int(a[param_count[kind] - 1], bw->items[j].offset);
+            fn(f, kind, &bw->items[j]);
         }
     }
-    if (rows == 0)
-        return true;
-    const char *params[11];
-    for (int i = 0; i < param_count[kind]; i++)
-        params[i] = pgarray_finish(a[i]);
-    return send_query(f, Q_RAW, kind, raw_sql[kind], param_count[kind], params);
+    return rows;
+}
+
+/* One raw row in COPY text form, the columns of copy_sql. */
+static void add_copy_row(struct flusher *f, int kind, const struct batch_reading *item)
+{
+    struct copytext *c = &f->copy;
+    const struct reading *r = &item->r;
+    if (kind == READING_HOME) {
+        copytext_add_int(c, r->home_id);
+        copytext_add_timestamp(c, r->ts);
+        copytext_add_fixed(c, r->energy_wh);
+        copytext_add_fixed(c, r->accumulated_wh);
+    } else if (kind == READING_SOLAR) {
+        copytext_add_int(c, r->device_id);
+        copytext_add_timestamp(c, r->ts);
+        copytext_add_int(c, r->home_id);
+        copytext_add_fixed(c, r->energy_wh);
+        copytext_add_fixed(c, r->accumulated_wh);
+    } else {
+        const char *status = reading_status_name(r->status);
+        copytext_add_int(c, r->home_id);
+        copytext_add_int(c, r->device_id);
+        copytext_add_timestamp(c, r->ts);
+        copytext_add_text_int(c, "battery_", r->device_id);
+        copytext_add_fixed(c, r->capacity_kwh);
+        copytext_add_fixed(c, r->max_charge_speed_w);
+        copytext_add_fixed(c, r->energy_wh);
+        copytext_add_bool(c, r->is_charging);
+        copytext_add_text(c, status, strlen(status));
+        copytext_add_fixed(c, r->max_output_w);
+    }
+    copytext_add_int(c, item->partition);
+    copytext_add_int(c, item->offset);
+    copytext_end_row(c);
+}
+
+static const int raw_param_count[READING_KIND_COUNT] = {6, 7, 11};
+
+/* One raw row as elements of raw_sql's array parameters (f->arrays). */
+static void add_array_row(struct flusher *f, int kind, const struct batch_reading *item)
+{
+    struct pgarray *a = f->arrays;
+    const struct reading *r = &item->r;
+    if (kind == READING_HOME) {
+        pgarray_add_int(&a[0], r->home_id);
+        pgarray_add_int(&a[1], r->ts);
+        pgarray_add_fixed(&a[2], r->energy_wh);
+        pgarray_add_fixed(&a[3], r->accumulated_wh);
+    } else if (kind == READING_SOLAR) {
+        pgarray_add_int(&a[0], r->device_id);
+        pgarray_add_int(&a[1], r->ts);
+        pgarray_add_int(&a[2], r->home_id);
+        pgarray_add_fixed(&a[3], r->energy_wh);
+        pgarray_add_fixed(&a[4], r->accumulated_wh);
+    } else {
+        const char *status = reading_status_name(r->status);
+        pgarray_add_int(&a[0], r->home_id);
+        pgarray_add_int(&a[1], r->device_id);
+        pgarray_add_int(&a[2], r->ts);
+        pgarray_add_fixed(&a[3], r->capacity_kwh);
+        pgarray_add_fixed(&a[4], r->max_charge_speed_w);
+        pgarray_add_fixed(&a[5], r->energy_wh);
+        pgarray_add_bool(&a[6], r->is_charging);
+        pgarray_add_text(&a[7], status, strlen(status));
+        pgarray_add_fixed(&a[8], r->max_output_w);
+    }
+    /* The source coordinates are always the last two parameters. */
+    pgarray_add_int(&a[raw_param_count[kind] - 2], item->partition);
+    pgarray_add_int(&a[raw_param_count[kind] - 1], item->offset);
 }
 
 /* The merged state of every changed window of one kind. */
@@ -938,7 +1008,7 @@ static bool send_offsets(struct flusher *f)
     return send_query(f, Q_OFFSETS, -1, offsets_sql, 5, params);
 }
 
-/* Phase B: everything the batch writes, then COMMIT, in one pipeline. */
+/* Phase B: everything the batch writes but its raw rows, in one pipeline. */
 static bool send_writes(struct flusher *f)
 {
     int64_t min_ts, max_ts;
@@ -954,11 +1024,115 @@ static bool send_writes(struct flusher *f)
     if (ok && f->stats.accepted > 0) {
         ok = retention(f, max_ts) && send_partitions_and_dates(f);
         for (int kind = 0; ok && kind < READING_KIND_COUNT; kind++)
-            ok = send_raw_rows(f, kind) && send_window_states(f, kind);
+            ok = send_window_states(f, kind);
     }
     ok = ok && dimsync_send_repoints(f->dims, send_for_dims, f, f->arrays) &&
-         send_dead_letters(f) && send_offsets(f) && send_query(f, Q_OTHER, -1, "COMMIT", 0, NULL);
+         send_dead_letters(f) && send_offsets(f);
     return ok && sync_and_flush(f);
+}
+
+/* ---- phase C: raw rows and COMMIT, one command at a time ---------------------------------- */
+
+/* Pushes what libpq buffered; the rest when the socket is writable (want_write). */
+static bool push(struct flusher *f)
+{
+    int rc = PQflush(f->conn);
+    if (rc < 0) {
+        set_error(f, "sending", PQerrorMessage(f->conn));
+        return false;
+    }
+    f->want_write = rc == 1;
+    return true;
+}
+
+static bool raw_send(struct flusher *f, enum raw_step step, const char *sql, int nparams,
+                     const char *const *values)
+{
+    if (!PQsendQueryParams(f->conn, sql, nparams, NULL, values, NULL, NULL, 0)) {
+        set_error(f, "sending a query", PQerrorMessage(f->conn));
+        return false;
+    }
+    f->raw_step = step;
+    return push(f);
+}
+
+/* The next kind with raw rows, under a savepoint; COMMIT after the last. */
+static bool raw_next_kind(struct flusher *f)
+{
+    while (++f->raw_kind < READING_KIND_COUNT) {
+        copytext_reset(&f->copy);
+        each_raw_row(f, f->raw_kind, add_copy_row, true);
+        if (f->copy.rows > 0)
+            return raw_send(f, RAW_SAVEPOINT, "SAVEPOINT raw_rows", 0, NULL);
+    }
+    return raw_send(f, RAW_COMMIT, "COMMIT", 0, NULL);
+}
+
+static bool start_raw(struct flusher *f)
+{
+    if (PQexitPipelineMode(f->conn) != 1) {
+        set_error(f, "leaving pipeline mode", PQerrorMessage(f->conn));
+        return false;
+    }
+    f->phase = PHASE_RAW;
+    f->raw_kind = -1;
+    return raw_next_kind(f);
+}
+
+/* The kind's rows through INSERT ... ON CONFLICT DO NOTHING, after a conflicting COPY. */
+static bool send_raw_insert(struct flusher *f)
+{
+    int kind = f->raw_kind;
+    for (int i = 0; i < raw_param_count[kind]; i++)
+        pgarray_reset(&f->arrays[i]);
+    each_raw_row(f, kind, add_array_row, false);
+    const char *params[11];
+    for (int i = 0; i < raw_param_count[kind]; i++)
+        params[i] = pgarray_finish(&f->arrays[i]);
+    return raw_send(f, RAW_INSERT, raw_sql[kind], raw_param_count[kind], params);
+}
+
+/* The COPY is ready for its rows: all of them, then the end. */
+static bool put_copy_rows(struct flusher *f)
+{
+    for (size_t at = 0; at < f->copy.len; at += COPY_CHUNK) {
+        size_t n = f->copy.len - at < COPY_CHUNK ? f->copy.len - at : COPY_CHUNK;
+        if (PQputCopyData(f->conn, f->copy.buf + at, (int)n) != 1) {
+            set_error(f, "raw copy", PQerrorMessage(f->conn));
+            return false;
+        }
+    }
+    if (PQputCopyEnd(f->conn, NULL) != 1) {
+        set_error(f, "raw copy", PQerrorMessage(f->conn));
+        return false;
+    }
+    return push(f);
+}
+
+/* The command of raw_step completed without error (or with a COPY conflict): the next one. */
+static bool raw_advance(struct flusher *f)
+{
+    switch (f->raw_step) {
+    case RAW_SAVEPOINT:
+        f->raw_conflict = false;
+        return raw_send(f, RAW_COPY, copy_sql[f->raw_kind], 0, NULL);
+    case RAW_COPY:
+        if (!f->raw_conflict)
+            return raw_next_kind(f);
+        log_info("event=raw_copy_conflict kind=%s msg=\"a raw row of this batch is already stored "
+                 "(facts deleted and replayed?); writing the kind's rows with ON CONFLICT DO "
+                 "NOTHING\"",
+                 reading_kind_name(f->raw_kind));
+        return raw_send(f, RAW_ROLLBACK, "ROLLBACK TO SAVEPOINT raw_rows", 0, NULL);
+    case RAW_ROLLBACK:
+        return send_raw_insert(f);
+    case RAW_INSERT:
+        return raw_next_kind(f);
+    case RAW_COMMIT:
+        break;
+    }
+    set_error(f, "internal", "raw rows out of step");
+    return false;
 }
 
 static double ms_since(const struct timespec *t0)
@@ -1039,24 +1213,29 @@ enum flush_progress flusher_start(struct flusher *f, struct batch *b)
     return FLUSH_BUSY;
 }
 
+/* An error result: the flush fails with it (the first one's SQLSTATE is kept). */
+static void note_failure(struct flusher *f, const char *what, const PGresult *res)
+{
+    if (!f->failed) {
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        snprintf(f->sqlstate, sizeof(f->sqlstate), "%s", state ? state : "");
+        f->fenced = strcmp(f->sqlstate, FENCED_SQLSTATE) == 0;
+    }
+    set_error(f, what, PQresultErrorMessage(res));
+}
+
 /* Handles one result of the current phase. */
 static void take_result(struct flusher *f, PGresult *res)
 {
     ExecStatusType st = PQresultStatus(res);
     int q = f->query_index;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        const char *what = q < f->query_count && f->tags[q] == Q_RAW       ? "raw insert"
-                           : q < f->query_count && f->tags[q] == Q_FACT    ? "window merge"
+        const char *what = q < f->query_count && f->tags[q] == Q_FACT      ? "window merge"
                            : q < f->query_count && f->tags[q] == Q_DEAD    ? "dead letters"
                            : q < f->query_count && f->tags[q] == Q_OFFSETS ? "offsets"
                            : f->phase == PHASE_LOCK_AND_READ               ? "locking windows"
                                                                            : "flush";
-        if (!f->failed) {
-            const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-            snprintf(f->sqlstate, sizeof(f->sqlstate), "%s", state ? state : "");
-            f->fenced = strcmp(f->sqlstate, FENCED_SQLSTATE) == 0;
-        }
-        set_error(f, what, PQresultErrorMessage(res));
+        note_failure(f, what, res);
         return;
     }
     if (f->failed || q >= f->query_count)
@@ -1070,8 +1249,6 @@ static void take_result(struct flusher *f, PGresult *res)
         }
         if (f->kinds[q] >= 0 && !load_stored_states(f, res, f->kinds[q]))
             return;
-    } else if (f->tags[q] == Q_RAW) {
-        f->stats.raw_inserted[f->kinds[q]] += strtoul(PQcmdTuples(res), NULL, 10);
     } else if (f->tags[q] == Q_FACT) {
         f->stats.windows_written += strtoul(PQcmdTuples(res), NULL, 10);
     } else if (f->tags[q] == Q_DEAD) {
@@ -1082,6 +1259,49 @@ static void take_result(struct flusher *f, PGresult *res)
         f->stats.partitions_created += strtoul(PQgetvalue(res, 0, 0), NULL, 10);
     } else if (f->tags[q] == Q_RETENTION) {
         f->stats.partitions_dropped += strtoul(PQgetvalue(res, 0, 0), NULL, 10);
+    }
+}
+
+static enum flush_progress finish_commit(struct flusher *f);
+
+/* Phase C: reads the results of the command in flight and sends the next one. */
+static enum flush_progress raw_on_io(struct flusher *f)
+{
+    for (;;) {
+        if (PQisBusy(f->conn))
+            return FLUSH_BUSY;
+        PGresult *res = PQgetResult(f->conn);
+        if (!res) { /* the command is complete */
+            if (f->failed)
+                return fail_flush(f);
+            if (f->raw_step == RAW_COMMIT)
+                return finish_commit(f);
+            if (!raw_advance(f))
+                return fail_flush(f);
+            continue;
+        }
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_COPY_IN) {
+            bool ok = f->raw_step == RAW_COPY && put_copy_rows(f);
+            PQclear(res);
+            if (!ok) {
+                set_error(f, "internal", "COPY out of step");
+                return fail_flush(f);
+            }
+            continue;
+        }
+        if (st == PGRES_COMMAND_OK) {
+            if (f->raw_step == RAW_COPY || f->raw_step == RAW_INSERT)
+                f->stats.raw_inserted[f->raw_kind] += strtoul(PQcmdTuples(res), NULL, 10);
+        } else {
+            const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+            if (f->raw_step == RAW_COPY && !f->failed && state &&
+                strcmp(state, UNIQUE_VIOLATION_SQLSTATE) == 0)
+                f->raw_conflict = true; /* rolled back to the savepoint by raw_advance */
+            else
+                note_failure(f, f->raw_step == RAW_COMMIT ? "commit" : "raw insert", res);
+        }
+        PQclear(res);
     }
 }
 
@@ -1101,6 +1321,8 @@ enum flush_progress flusher_on_io(struct flusher *f)
         set_error(f, "connection", PQerrorMessage(f->conn));
         return fail_flush(f);
     }
+    if (f->phase == PHASE_RAW)
+        return raw_on_io(f);
     for (;;) {
         if (PQisBusy(f->conn))
             return FLUSH_BUSY;
@@ -1130,6 +1352,17 @@ enum flush_progress flusher_on_io(struct flusher *f)
         if (!send_writes(f))
             return fail_flush(f);
         return FLUSH_BUSY;
+    }
+    return start_raw(f) ? FLUSH_BUSY : fail_flush(f);
+}
+
+/* COMMIT succeeded: what the flush learnt is kept; the connection is ready for the next one. */
+static enum flush_progress finish_commit(struct flusher *f)
+{
+    if (PQenterPipelineMode(f->conn) != 1) {
+        set_error(f, "entering pipeline mode", PQerrorMessage(f->conn));
+        fail_flush(f);
+        return FLUSH_FAILED; /* committed, yet the connection is gone: nothing is lost */
     }
     remember_pending_days(f);
     f->stats.elapsed_ms = ms_since(&f->started);

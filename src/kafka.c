@@ -351,15 +351,17 @@ struct kafka_consumer *kafka_consumer_new(const struct config *cfg, struct event
     /* Defaults unless [kafka] says otherwise: cooperative rebalancing, and fetching sized for
      * level memory. Measured on a 1M-message backlog, 9 partitions: librdkafka's defaults held
      * ~325 MB of fetch and decompression buffers. One fetch must cover every partition (else the
-     * broker serves a few partitions first and memory rises when the others run), and the
-     * per-partition size trades memory for speed: 128 KB ~66 MB at 14k msg/s, 192 KB ~95 MB at
-     * 25k msg/s (flat), 256 KB ~120 MB at 30k msg/s (rising late). The batches are the buffer. */
+     * broker serves a few partitions first and memory rises when the others run), and a
+     * partition's fetch is 192 KB. The local queue must hold what one fetch of every partition
+     * decompresses to (~9 x 192 KB of lz4 -> ~20 MB): below that, librdkafka 2.0 backs off after
+     * each fetch, and 4 MB / 500 messages made fetching alone take 32 s instead of 0.8 s
+     * (bench/README.md). The batches are the buffer; backpressure stops draining this queue. */
     static const struct {
         const char *key, *value;
     } defaults[] = {
         {"partition.assignment.strategy", "cooperative-sticky"},
-        {"queued.min.messages", "500"},
-        {"queued.max.messages.kbytes", "4096"},
+        {"queued.min.messages", "20000"},
+        {"queued.max.messages.kbytes", "32768"},
         {"fetch.max.bytes", "4194304"},
         {"max.partition.fetch.bytes", "196608"},
     };
