@@ -408,7 +408,7 @@ run_catchup() {
             ((stored >= TOTAL)) && break
             kill -0 "$CPID" 2>/dev/null || break
             ((SECONDS < deadline)) || break
-            sleep 0.2
+            sleep 1 # the time is PostgreSQL's (max(updated_at)): a slower poll only costs less CPU
         done
         stop_contender || rc=$?
         ;;
