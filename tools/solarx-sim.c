@@ -1,5 +1,5 @@
 /* solarx-sim: Solar-X-compatible producer and load generator. Drives the pure generator of
- * src/sim.c into Kafka (idempotent librdkafka producer) or into topic dump files. */
+ * tools/sim/sim.c into Kafka (idempotent librdkafka producer) or into topic dump files. */
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -17,7 +17,7 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
-#include "solarx/sim.h"
+#include "sim.h"
 
 #define EX_OK 0
 #define EX_FAIL 1

@@ -1,5 +1,5 @@
-/* Unit tests of the telemetry generator behind solarx-sim (src/sim.c): determinism, counts,
- * message shapes against the samples, plausible physics, and exact fault accounting. */
+/* Unit tests of the telemetry generator behind solarx-sim (tools/sim/sim.c): determinism,
+ * counts, message shapes against the samples, plausible physics, and exact fault accounting. */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -8,7 +8,7 @@
 
 #include "solarx/clock.h"
 #include "solarx/decode.h"
-#include "solarx/sim.h"
+#include "sim.h"
 
 /* One emitted message, copied out of the generator. */
 struct rec {

@@ -1,6 +1,6 @@
 /* Deterministic Solar-X telemetry generator (pure: no I/O). Every value is a hash of the seed and
  * the reading's coordinates, kept on a 0.01 grid as integer hundredths and printed exactly. */
-#include "solarx/sim.h"
+#include "sim.h"
 
 #include <stdio.h>
 #include <stdlib.h>
