@@ -1,5 +1,6 @@
 /* Event time: the source's time zone, strict timestamp parsing, and the local-wall-clock
- * alignment of tumbling windows. Pure apart from libc reading the system zoneinfo. */
+ * alignment of tumbling windows. Pure: apart from clock_zone_new reading the zone's TZif file,
+ * nothing here touches global state (not libc's TZ either), so it is thread-safe. */
 #ifndef SOLARX_CLOCK_H
 #define SOLARX_CLOCK_H
 
@@ -9,11 +10,12 @@
 
 /* An IANA time zone ("UTC", "Europe/Berlin"). Opaque.
  *
- * Zone arithmetic for anything but UTC goes through libc (TZ, tzset, localtime_r), so the
- * process has ONE current zone: clock_zone_new makes its zone current, and every clock_
- * function given a non-UTC zone makes that zone current again if another one was made current
- * since (cheap when it already is). Consequently this module is not thread-safe, and other code
- * in the process that uses localtime() sees the source zone. UTC never touches libc's zone. */
+ * clock_zone_new loads the zone's rules once from its TZif file (RFC 8536: the transitions and
+ * the footer's POSIX TZ rule for later instants) into the object, and every clock_ function
+ * computes from that object alone: it never reads or sets libc's zone (TZ, tzset, localtime_r),
+ * so the process's localtime() is not affected. A zone is immutable after clock_zone_new and
+ * may be used by any number of threads at once (destroy it only when none uses it). "UTC", and
+ * any zone whose offset is always zero ("Etc/UTC"), takes a fast path that reads no tables. */
 struct clock_zone;
 
 /* Longest zone name clock_zone_new accepts. */
@@ -22,7 +24,8 @@ struct clock_zone;
 /* Looks up iana_name: "UTC", or a TZif file under $TZDIR (default /usr/share/zoneinfo). Names
  * with "..", a leading '/', or characters outside [A-Za-z0-9_+-./] are refused.
  * Returns a zone owned by the caller (free with clock_zone_destroy), or NULL with errstr set,
- * e.g. `unknown time zone "Mars/Base"`. */
+ * e.g. `unknown time zone "Mars/Base"` (no such file, or not TZif), or
+ * `time zone "X": invalid TZif file (...)` for a corrupt file or a footer it cannot read. */
 struct clock_zone *clock_zone_new(const char *iana_name, char *errstr, size_t errstr_size)
     __attribute__((warn_unused_result));
 
