@@ -10,8 +10,9 @@
 #include "solarx/decode.h"
 
 static const char usage_text[] =
-    "usage: decode_speed home|solar|battery FILE [ROUNDS]\n"
-    "Decodes every line of FILE as a message of that topic ROUNDS times (default 5) and prints\n"
+    "usage: decode_speed home|solar|battery FILE [ROUNDS [ZONE]]\n"
+    "Decodes every line of FILE as a message of that topic ROUNDS times (default 5), naive\n"
+    "timestamps read in ZONE (default UTC), and prints\n"
     "\"messages=N readings=R ns_per_message=X\" (the best round).\n";
 
 int main(int argc, char **argv)
@@ -48,7 +49,7 @@ int main(int argc, char **argv)
     free(line);
     fclose(in);
     char err[256];
-    struct clock_zone *zone = clock_zone_new("UTC", err, sizeof(err));
+    struct clock_zone *zone = clock_zone_new(argc > 4 ? argv[4] : "UTC", err, sizeof(err));
     if (!zone) {
         fprintf(stderr, "decode_speed: %s\n", err);
         return 1;
