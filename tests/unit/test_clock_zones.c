@@ -365,6 +365,7 @@ struct worker {
     int32_t *want_offset; /* libc's, computed before the threads start */
     int64_t *want_parse;  /* the naive local text of each instant parsed back (-1: rejected) */
     char (*text)[80];
+    pthread_barrier_t *start; /* both threads begin their loops together */
     int errors;
 };
 
@@ -378,9 +379,17 @@ static void *work(void *arg)
     struct clock_zone *zone = clock_zone_new(w->zone_name, err, sizeof(err));
     if (zone == NULL) {
         w->errors++;
-        return NULL;
     }
-    for (int round = 0; round < 3; round++) {
+    pthread_barrier_wait(w->start);
+    if (zone == NULL)
+        return NULL;
+    /* At least 3 rounds and 2 s, so that the two threads overlap for long. */
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int round = 0;; round++) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (round >= 3 && t.tv_sec - t0.tv_sec >= 2)
+            break;
         for (int i = 0; i < w->count; i++) {
             int64_t ts = w->from + (int64_t)i * WORK_STEP;
             if (clock_utc_offset(zone, ts) != w->want_offset[i])
@@ -426,11 +435,15 @@ Test(clock_threads, two_threads_with_two_zones_get_their_own_results)
     prepare(&w[1], "America/New_York");
     /* libc's zone is left on a third zone: the workers must not depend on it. */
     libc_use("Asia/Kathmandu");
+    pthread_barrier_t start;
+    cr_assert_eq(pthread_barrier_init(&start, NULL, 2), 0);
+    w[0].start = w[1].start = &start;
     pthread_t th[2];
     for (int i = 0; i < 2; i++)
         cr_assert_eq(pthread_create(&th[i], NULL, work, &w[i]), 0);
     for (int i = 0; i < 2; i++)
         cr_assert_eq(pthread_join(th[i], NULL), 0);
+    pthread_barrier_destroy(&start);
     for (int i = 0; i < 2; i++) {
         cr_expect_eq(w[i].errors, 0, "%s: %d wrong results", w[i].zone_name, w[i].errors);
         free(w[i].want_offset);
