@@ -19,6 +19,10 @@
  * instants evaluate the footer directly. */
 #define TABLE_HORIZON_YEAR 2200
 
+/* Instants after this (about a million years) take the footer's standard offset, so that the
+ * calendar arithmetic cannot overflow. */
+#define FOOTER_MAX_TS ((int64_t)1 << 45)
+
 /* Largest TZif file read (the biggest in tzdata are a few kB). */
 #define TZIF_MAX_SIZE (1 << 20)
 
@@ -574,8 +578,13 @@ static int32_t zone_offset(const struct clock_zone *z, int64_t ts, int64_t *next
     }
     if (z->count == 0 || ts >= z->times[z->count - 1]) {
         if (z->footer.has_dst) {
-            if (ts >= z->table_end)
+            if (ts >= z->table_end) {
+                if (ts > FOOTER_MAX_TS) { /* beyond any calendar in use: no overflow */
+                    *next = INT64_MAX;
+                    return z->footer.std_offset;
+                }
                 return posix_offset(&z->footer, ts, next);
+            }
             *next = z->table_end;
             return z->count > 0 ? z->offsets[z->count - 1] : z->before_offset;
         }

@@ -172,6 +172,13 @@ static void compare_zone(const char *name, int min_transitions)
 Test(clock_zones_vs_libc, europe_berlin)
 {
     compare_zone("Europe/Berlin", 230);
+    /* Extreme instants are defined (the sanitizer build checks for overflow). */
+    struct clock_zone *zone = zone_or_die("Europe/Berlin");
+    cr_assert_eq(clock_utc_offset(zone, INT64_MIN), 3208, "LMT before the first transition");
+    cr_assert_eq(clock_utc_offset(zone, INT64_MAX), 3600);
+    cr_assert_eq(clock_utc_offset(zone, utc(100000, 7, 1, 0, 0, 0)), 7200, "CEST in 100000");
+    cr_assert_eq(clock_utc_offset(zone, utc(100000, 12, 1, 0, 0, 0)), 3600, "CET in 100000");
+    clock_zone_destroy(zone);
 }
 Test(clock_zones_vs_libc, america_new_york)
 {
