@@ -1,8 +1,8 @@
 /* Event time: zone lookup, strict timestamp parsing, window alignment on the local wall clock.
  * Pure: a zone's rules are read once from its TZif file (RFC 8536) into the zone object, and every
  * conversion is computed from that object and proleptic Gregorian arithmetic. Nothing here reads
- * or changes libc's zone state (TZ, tzset, localtime_r, mktime), and there is no mutable
- * file-scope state, so zones can be shared between threads. */
+ * or changes libc's zone state (the TZ variable, libc's local-time conversions), and there is no
+ * mutable file-scope state, so zones can be shared between threads. */
 #include "solarx/clock.h"
 
 #include <stdarg.h>
