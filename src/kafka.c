@@ -35,7 +35,12 @@ struct kafka_consumer {
     bool held;   /* backpressure: not draining */
     bool paused; /* partitions paused at the fetcher (a long hold, or stopping) */
     bool closing;
-    bool fatal; /* librdkafka raised a fatal error: the handle is unusable */
+    bool fatal;       /* librdkafka raised a fatal error: the handle is unusable */
+    bool cooperative; /* the group's rebalance protocol (the last one librdkafka named) */
+    bool revoke_lost; /* its partitions were lost, not revoked */
+    /* Revoked partitions still assigned until the owner says their data is written
+     * (kafka_consumer_end_revoke); NULL when no revoke is deferred. */
+    rd_kafka_topic_partition_list_t *revoking;
     int assigned;
     char instance_id[256]; /* group.instance.id in use, "" when dynamic */
 };
@@ -111,14 +116,60 @@ static void commit_result(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                  rd_kafka_err2name(err));
 }
 
+static void log_rebalance_error(rd_kafka_error_t *error, rd_kafka_resp_err_t eager_err)
+{
+    if (error) {
+        log_error("event=rebalance_failed msg=\"%s\"", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    } else if (eager_err) {
+        log_error("event=rebalance_failed msg=\"%s\"", rd_kafka_err2str(eager_err));
+    }
+}
+
+/* Gives up the partitions of the revoke in progress: the owner releases them
+ * (handlers.on_unassigned), then librdkafka's assignment loses them and the group goes on. */
+static void end_revoke(struct kafka_consumer *kc)
+{
+    rd_kafka_topic_partition_list_t *partitions = kc->revoking;
+    rd_kafka_error_t *error = NULL;
+    rd_kafka_resp_err_t eager_err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (!partitions)
+        return;
+    kc->handlers.on_unassigned(kc->handlers.opaque, partitions);
+    if (kc->cooperative)
+        error = rd_kafka_incremental_unassign(kc->rk, partitions);
+    else
+        eager_err = rd_kafka_assign(kc->rk, NULL);
+    kc->assigned = kc->cooperative ? kc->assigned - partitions->cnt : 0;
+    log_info("event=partitions_revoked count=%d lost=%d total=%d", partitions->cnt, kc->revoke_lost,
+             kc->assigned);
+    log_rebalance_error(error, eager_err);
+    kc->revoking = NULL;
+    rd_kafka_topic_partition_list_destroy(partitions);
+}
+
+/* A revoke need not end in this callback: librdkafka waits for the (incremental_)unassign call
+ * as long as it is polled, so the owner may write what it consumed from the partitions through
+ * the loop first (handlers.on_revoke returns false) and end it with kafka_consumer_end_revoke.
+ * The group does not rebalance again meanwhile; should it anyway, or the consumer close, the
+ * revoke deferred ends first. */
 static void rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                       rd_kafka_topic_partition_list_t *partitions, void *opaque)
 {
     struct kafka_consumer *kc = opaque;
-    bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    const char *protocol = rd_kafka_rebalance_protocol(rk);
+    if (protocol) /* NULL once the consumer closes: the last one known holds */
+        kc->cooperative = strcmp(protocol, "COOPERATIVE") == 0;
+    bool cooperative = kc->cooperative;
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t eager_err = RD_KAFKA_RESP_ERR_NO_ERROR;
 
+    if (kc->revoking) {
+        log_warn("event=revoke_overtaken count=%d msg=\"a rebalance came before the revoked "
+                 "partitions' data was written: they go now\"",
+                 kc->revoking->cnt);
+        end_revoke(kc);
+    }
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         kc->handlers.on_assign(kc->handlers.opaque, partitions);
         if (cooperative)
@@ -129,25 +180,27 @@ static void rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (kc->paused)
             rd_kafka_pause_partitions(rk, partitions);
         log_info("event=partitions_assigned count=%d total=%d protocol=%s", partitions->cnt,
-                 kc->assigned, rd_kafka_rebalance_protocol(rk));
+                 kc->assigned, cooperative ? "COOPERATIVE" : "EAGER");
         arm_test_fatal(kc);
-    } else {
-        bool lost = rd_kafka_assignment_lost(rk);
-        kc->handlers.on_revoke(kc->handlers.opaque, partitions, lost);
-        if (cooperative)
-            error = rd_kafka_incremental_unassign(rk, partitions);
-        else
-            eager_err = rd_kafka_assign(rk, NULL);
-        kc->assigned = cooperative ? kc->assigned - partitions->cnt : 0;
-        log_info("event=partitions_revoked count=%d lost=%d total=%d", partitions->cnt, lost,
-                 kc->assigned);
+        log_rebalance_error(error, eager_err);
+        return;
     }
-    if (error) {
-        log_error("event=rebalance_failed msg=\"%s\"", rd_kafka_error_string(error));
-        rd_kafka_error_destroy(error);
-    } else if (eager_err) {
-        log_error("event=rebalance_failed msg=\"%s\"", rd_kafka_err2str(eager_err));
+    bool lost = rd_kafka_assignment_lost(rk);
+    kc->revoking = rd_kafka_topic_partition_list_copy(partitions);
+    kc->revoke_lost = lost;
+    bool done = kc->handlers.on_revoke(kc->handlers.opaque, partitions, lost);
+    if (!done && !kc->closing && kc->revoking) {
+        log_info("event=revoke_deferred count=%d lost=%d msg=\"the partitions go once what was "
+                 "consumed from them is written\"",
+                 partitions->cnt, lost);
+        return;
     }
+    end_revoke(kc); /* nothing when the handler ended it already */
+}
+
+void kafka_consumer_end_revoke(struct kafka_consumer *kc)
+{
+    end_revoke(kc);
 }
 
 static int kind_of_topic(const struct kafka_consumer *kc, const char *topic)
@@ -438,8 +491,8 @@ static void set_paused_on_assignment(struct kafka_consumer *kc, bool paused)
 
 void kafka_consumer_hold(struct kafka_consumer *kc, bool held)
 {
-    if (kc->held == held)
-        return;
+    if (kc->held == held || kc->closing)
+        return; /* closing: the loop's events are gone (a revoke ended by the close) */
     kc->held = held;
     if (held) {
         struct timeval tv = {HOLD_BEFORE_PAUSE_MS / 1000, (HOLD_BEFORE_PAUSE_MS % 1000) * 1000};
@@ -578,6 +631,7 @@ static void consumer_free(struct kafka_consumer *kc, bool leave_group)
         rd_kafka_queue_destroy(kc->queue);
     }
     if (kc->rk && leave_group) {
+        end_revoke(kc);                  /* a revoke still deferred: its partitions go first */
         rd_kafka_consumer_close(kc->rk); /* runs the revoke handler */
         rd_kafka_destroy(kc->rk);
     } else if (kc->rk) {
@@ -586,6 +640,8 @@ static void consumer_free(struct kafka_consumer *kc, bool leave_group)
     for (int i = 0; i < 2; i++)
         if (kc->pipe_fds[i] >= 0)
             close(kc->pipe_fds[i]);
+    if (kc->revoking)
+        rd_kafka_topic_partition_list_destroy(kc->revoking);
     for (int k = 0; k < READING_KIND_COUNT; k++)
         free(kc->topic[k]);
     free(kc);

@@ -58,7 +58,9 @@ struct service {
     struct batch *pending;          /* filling */
     struct batch *inflight;         /* being written, or waiting to be retried */
     bool flushing;                  /* the flusher works on inflight */
-    bool in_rebalance;              /* flushes run to completion synchronously */
+    /* Partitions revoked but still assigned: consumption is held while what was consumed is
+     * written through the loop; the partitions go when it is (end_revoke). */
+    bool revoking;
     /* Isolation of what PostgreSQL rejects: inflight is a part of a rejected batch, the rest of
      * which waits in halves[] (the next one on top), in message order. */
     struct batch *halves[ISOLATION_DEPTH];
@@ -73,6 +75,7 @@ struct service {
 
     struct event *flush_timer, *pg_read, *pg_write, *connect_timer, *watchdog_timer;
     struct event *flush_deadline;
+    struct event *revoke_deadline;
     struct event *stop_timer;
     struct event *signals[3];
     PGconn *connecting;
@@ -91,6 +94,7 @@ static void next_half(struct service *s);
 static bool isolate_rejected(struct service *s);
 static void try_finish_stop(struct service *s);
 static void reload_registry(struct service *s);
+static void continue_revoke(struct service *s, enum flush_progress p);
 
 static void note_progress(struct service *s)
 {
@@ -220,7 +224,7 @@ static void update_backpressure(struct service *s)
         return;
     bool full = batch_full(s, s->pending);
     if (!s->stopping)
-        kafka_consumer_hold(s->kc, full);
+        kafka_consumer_hold(s->kc, full || s->revoking);
 }
 
 /* After a commit during an isolation: the next waiting half becomes inflight. */
@@ -348,7 +352,7 @@ static void drop_fenced_batches(struct service *s)
     s->flush_failing = false;
     if (s->kc) {
         claims_each(s->claims, rewind_partition, s);
-        if (!s->in_rebalance && !s->stopping)
+        if (!s->revoking && !s->stopping)       /* a revoke ends in a new assignment anyway */
             (void)kafka_consumer_rejoin(s->kc); /* logged when refused */
     }
     schedule_reconnect(s); /* the flusher dropped the connection with the transaction */
@@ -374,7 +378,7 @@ static void flush_finished(struct service *s, enum flush_progress p)
         note_stored_offsets(s, s->inflight);
         /* Only now may Kafka learn of these offsets (P4). */
         if (s->kc)
-            kafka_consumer_commit(s->kc, s->inflight, s->stopping || s->in_rebalance);
+            kafka_consumer_commit(s->kc, s->inflight, s->stopping || s->revoking);
         batch_clear(s->inflight);
         s->backoff_ms = 0;
         s->flush_failing = false;
@@ -401,6 +405,7 @@ static void flush_finished(struct service *s, enum flush_progress p)
             s->backoff_ms = 0; /* the next part goes at once, on a new connection */
         schedule_reconnect(s);
     }
+    continue_revoke(s, p);
     update_backpressure(s);
     if (s->stopping)
         try_finish_stop(s);
@@ -488,10 +493,6 @@ static void start_flush(struct service *s)
         return;
     }
     s->flushing = true;
-    if (s->in_rebalance) {
-        flush_finished(s, flusher_run_blocking(s->flusher));
-        return;
-    }
     struct timeval deadline = ms_to_tv(FLUSH_DEADLINE_MS);
     evtimer_add(s->flush_deadline, &deadline);
     arm_pg_write(s);
@@ -635,27 +636,84 @@ static void release_claims(struct service *s, const rd_kafka_topic_partition_lis
     }
 }
 
-/* Before partitions go: finish the flush in progress and flush what is pending, synchronously,
- * so the next owner starts where this one stopped. */
-static void on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *partitions, bool lost)
+/* Nothing consumed waits to be written. */
+static bool all_written(const struct service *s)
+{
+    return !s->flushing && batch_is_empty(s->inflight) && batch_is_empty(s->pending) &&
+           s->half_count == 0;
+}
+
+/* The revoke deferred ends: the partitions go (on_unassigned releases their claims). */
+static void end_revoke(struct service *s)
+{
+    if (s->revoking && s->kc)
+        kafka_consumer_end_revoke(s->kc);
+}
+
+/* After a flush during a revoke: what is left is written next, while flushes commit; the
+ * partitions go once everything is written, or at the first flush that did not commit (as the
+ * old owner's last flush, it is fenced when retried: the new owner consumes those readings
+ * again from the stored offsets). */
+static void continue_revoke(struct service *s, enum flush_progress p)
+{
+    if (!s->revoking)
+        return;
+    if (p == FLUSH_COMMITTED && !all_written(s))
+        start_flush(s);
+    if (!s->flushing)
+        end_revoke(s);
+}
+
+/* A revoke waits no longer than one flush may take: the group's rebalance waits for it. */
+static void on_revoke_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct service *s = arg;
+    log_warn("event=revoke_deadline ms=%d msg=\"the revoked partitions go with data unwritten; "
+             "their next owner consumes it again\"",
+             FLUSH_DEADLINE_MS);
+    if (s->flushing)
+        flush_finished(s, flusher_abort(s->flusher, "the revoke's deadline passed"));
+    end_revoke(s);
+}
+
+/* Before partitions go, what was consumed (from them and the others) is written and its offsets
+ * stored under their claims, so that the next owner starts where this one stopped. Through the
+ * loop, not a nested wait, so that the watchdog, /healthz and the timers go on: consumption is
+ * held and the partitions stay assigned until the flushes end (continue_revoke). Lost partitions
+ * go at once: another instance may own them already. */
+static bool on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *partitions, bool lost)
 {
     struct service *s = opaque;
     if (lost) {
-        /* Another instance may own them already: this one must not store their offsets. */
-        release_claims(s, partitions);
         log_warn("event=partitions_lost count=%d msg=\"their claims are released: a flush with "
                  "their readings is fenced and dropped, the partitions still held are consumed "
                  "again\"",
                  partitions->cnt);
-        return;
+        return true;
     }
-    s->in_rebalance = true;
-    if (s->flushing)
-        flush_finished(s, flusher_run_blocking(s->flusher));
+    if (all_written(s) || (!s->flushing && !flusher_conn(s->flusher)))
+        return true; /* nothing to write, or PostgreSQL is out: nothing written before they go */
+    s->revoking = true;
+    update_backpressure(s);
+    struct timeval deadline = ms_to_tv(FLUSH_DEADLINE_MS);
+    evtimer_add(s->revoke_deadline, &deadline);
     if (!s->flushing)
-        start_flush(s); /* completes synchronously while in_rebalance */
-    s->in_rebalance = false;
+        start_flush(s); /* a flush that fails at once ends the revoke (continue_revoke) */
+    if (!s->flushing)
+        end_revoke(s);
+    return !s->revoking;
+}
+
+/* The revoked partitions are gone: their claims with them, and consumption resumes. */
+static void on_unassigned(void *opaque, const rd_kafka_topic_partition_list_t *partitions)
+{
+    struct service *s = opaque;
     release_claims(s, partitions);
+    if (!s->revoking)
+        return;
+    s->revoking = false;
+    evtimer_del(s->revoke_deadline);
+    update_backpressure(s);
 }
 
 /* ---- signals and stop --------------------------------------------------------------------- */
@@ -1003,6 +1061,7 @@ int service_run(struct config *cfg, char *errstr, size_t errstr_size)
     s.flush_timer = event_new(s.base, -1, EV_PERSIST, on_flush_timer, &s);
     s.connect_timer = evtimer_new(s.base, on_connect_timer, &s);
     s.flush_deadline = evtimer_new(s.base, on_flush_deadline, &s);
+    s.revoke_deadline = evtimer_new(s.base, on_revoke_deadline, &s);
     s.stop_timer = evtimer_new(s.base, on_stop_timeout, &s);
     for (int i = 0; i < 3; i++) {
         s.signals[i] = evsignal_new(s.base, signal_numbers[i], on_signal, &s);
@@ -1027,6 +1086,7 @@ int service_run(struct config *cfg, char *errstr, size_t errstr_size)
     struct kafka_handlers handlers = {.on_message = on_message,
                                       .on_assign = on_assign,
                                       .on_revoke = on_revoke,
+                                      .on_unassigned = on_unassigned,
                                       .opaque = &s,
                                       .on_fatal = on_kafka_fatal};
     s.kc = kafka_consumer_new(cfg, s.base, &handlers, errstr, errstr_size);
@@ -1059,6 +1119,8 @@ out:
         event_free(s.connect_timer);
     if (s.flush_deadline)
         event_free(s.flush_deadline);
+    if (s.revoke_deadline)
+        event_free(s.revoke_deadline);
     if (s.stop_timer)
         event_free(s.stop_timer);
     for (int i = 0; i < s.half_count; i++)

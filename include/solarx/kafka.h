@@ -28,9 +28,13 @@ struct kafka_handlers {
     /* Partitions being assigned: set each element's offset to where consumption must start
      * (RD_KAFKA_OFFSET_INVALID: Kafka's committed offset, else auto.offset.reset). */
     void (*on_assign)(void *opaque, rd_kafka_topic_partition_list_t *partitions);
-    /* Partitions being revoked (or lost: then nothing may be committed): flush what was consumed
-     * from them and commit it before returning. */
-    void (*on_revoke)(void *opaque, const rd_kafka_topic_partition_list_t *partitions, bool lost);
+    /* Partitions being revoked (or lost: then nothing may be committed). Returns true when they
+     * may go at once; false to keep them assigned (fetching is up to the owner) until what was
+     * consumed from them is written and kafka_consumer_end_revoke is called, from the loop. */
+    bool (*on_revoke)(void *opaque, const rd_kafka_topic_partition_list_t *partitions, bool lost);
+    /* The revoked partitions go now (at once, at kafka_consumer_end_revoke, or earlier when
+     * another rebalance or the close overtakes a deferred revoke): forget them. */
+    void (*on_unassigned)(void *opaque, const rd_kafka_topic_partition_list_t *partitions);
     void *opaque;
     /* librdkafka raised a fatal error (reason: "CODE: text"): the consumer can neither consume
      * nor commit any more. May be NULL. */
@@ -70,6 +74,10 @@ bool kafka_consumer_commit(struct kafka_consumer *kc, const struct batch *b, boo
 /* The lag of every assigned partition from librdkafka's cached watermarks (no broker round
  * trip): a new array of *count entries the caller frees, topic names owned by kc. */
 struct metrics_lag *kafka_consumer_lags(struct kafka_consumer *kc, size_t *count);
+
+/* Ends the revoke handlers.on_revoke deferred: handlers.on_unassigned, then librdkafka's
+ * (incremental) unassign. Nothing when no revoke is deferred. */
+void kafka_consumer_end_revoke(struct kafka_consumer *kc);
 
 /* Leaves the subscription and subscribes again: every partition is revoked (handlers.on_revoke)
  * and the group assigns anew (handlers.on_assign). Returns false (logged) when librdkafka
