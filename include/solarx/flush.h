@@ -88,7 +88,8 @@ bool flusher_wants_write(const struct flusher *f);
  * transaction back. Returns FLUSH_FAILED; the batch is intact. */
 enum flush_progress flusher_abort(struct flusher *f, const char *why);
 
-/* Drives the flush in progress to its end with poll(2), for revocation and shutdown. */
+/* Drives the flush in progress to its end with poll(2), for programs without an event loop
+ * (backfill, tests). The service never calls it: its loop must keep running (watchdog). */
 enum flush_progress flusher_run_blocking(struct flusher *f);
 
 /* The raw retention horizon of the last flush (epoch seconds, a UTC midnight; 0 before any):
