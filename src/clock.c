@@ -671,9 +671,9 @@ int32_t clock_utc_offset(const struct clock_zone *zone, int64_t ts)
     return zone_offset(zone, ts, &next);
 }
 
-void clock_to_local(const struct clock_zone *zone, int64_t ts, struct clock_civil *out)
+/* Breaks down ts on the wall clock offset seconds east of UTC. */
+static void to_civil(int64_t ts, int32_t offset, struct clock_civil *out)
 {
-    int32_t offset = clock_utc_offset(zone, ts);
     int64_t local = ts + offset;
     int64_t days = floor_div(local, SECONDS_PER_DAY);
     int64_t secs = local - days * SECONDS_PER_DAY;
@@ -687,6 +687,16 @@ void clock_to_local(const struct clock_zone *zone, int64_t ts, struct clock_civi
     out->weekday = (int32_t)(floor_mod(days + 3, 7) + 1);
     out->yday = (int32_t)(days - days_from_civil(year, 1, 1));
     out->utc_offset = offset;
+}
+
+void clock_to_local(const struct clock_zone *zone, int64_t ts, struct clock_civil *out)
+{
+    to_civil(ts, clock_utc_offset(zone, ts), out);
+}
+
+void clock_to_utc(int64_t ts, struct clock_civil *out)
+{
+    to_civil(ts, 0, out);
 }
 
 int64_t clock_window_start(const struct clock_zone *zone, int64_t ts, int32_t window_seconds)

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "solarx/clock.h"
+
 static void reserve(struct copytext *c, size_t extra)
 {
     if (c->len + extra <= c->cap)
@@ -103,33 +105,22 @@ static void put2(char *p, int v)
 
 void copytext_add_timestamp(struct copytext *c, int64_t t)
 {
-    /* Days since 1970-01-01 to a civil date: Howard Hinnant's days_from_civil, inverted. */
-    int64_t days = t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
-    int64_t secs = t - days * 86400;
-    int64_t z = days + 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;                                      /* [0, 146096] */
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* [0, 365] */
-    int64_t mp = (5 * doy + 2) / 153;                                    /* [0, 11] */
-    int day = (int)(doy - (153 * mp + 2) / 5 + 1);
-    int month = (int)(mp < 10 ? mp + 3 : mp - 9);
-    int64_t year = yoe + era * 400 + (month <= 2);
-
+    struct clock_civil u;
+    clock_to_utc(t, &u);
+    int y = u.year < 1 ? 1 : u.year > 9999 ? 9999 : u.year;
     char *p = next_column(c, 22);
-    int y = (int)(year < 1 ? 1 : year > 9999 ? 9999 : year);
     put2(p, y / 100);
     put2(p + 2, y % 100);
     p[4] = '-';
-    put2(p + 5, month);
+    put2(p + 5, u.month);
     p[7] = '-';
-    put2(p + 8, day);
+    put2(p + 8, u.day);
     p[10] = ' ';
-    put2(p + 11, (int)(secs / 3600));
+    put2(p + 11, u.hour);
     p[13] = ':';
-    put2(p + 14, (int)(secs / 60 % 60));
+    put2(p + 14, u.minute);
     p[16] = ':';
-    put2(p + 17, (int)(secs % 60));
+    put2(p + 17, u.second);
     memcpy(p + 19, "+00", 3);
     c->len += 22;
 }

@@ -83,6 +83,9 @@ struct clock_civil {
 /* Breaks instant ts down on the zone's wall clock (for dim_date attributes and logs). */
 void clock_to_local(const struct clock_zone *zone, int64_t ts, struct clock_civil *out);
 
+/* The same on UTC's, without a zone (utc_offset 0). */
+void clock_to_utc(int64_t ts, struct clock_civil *out);
+
 /* Days in month m (1..12) of year y, proleptic Gregorian. */
 int clock_days_in_month(int64_t y, int m);
 
