@@ -76,6 +76,10 @@ assert_eq "$(log_sum merged)" "$deleted" "restore: readings merged (those of the
 for kind in home solar battery; do
     assert_eq "$(log_sum "raw_$kind")" 0 "restore: raw $kind rows inserted (they were still there)"
 done
+# The raw rows go by COPY, which meets the rows still stored: rolled back to its savepoint, the
+# kind's rows are written again with ON CONFLICT DO NOTHING.
+service_log_has 'event=raw_copy_conflict kind=' ||
+    fail "restore: no event=raw_copy_conflict (the COPY should have met the stored raw rows)"
 
 rows=$(awk '{ n += $2 } END { print n }' <<<"$original")
 echo "PASS test_replay scale=$SOLARX_TEST_SCALE readings=$readings duplicates_in_topics=$dup_readings" \
