@@ -1,7 +1,8 @@
 /* One batch -> one PostgreSQL transaction: lock the windows it touches, read their stored state,
- * merge only the seconds not yet counted, then write raw rows, window (fact) state, dim_date rows,
- * dead letters and consumer offsets, and COMMIT. Runs on libpq's non-blocking pipeline mode, as a
- * state machine driven by readiness of the connection's socket (or by flusher_run_blocking). */
+ * merge only the seconds not yet counted, then write window (fact) state, dim_date rows, dead
+ * letters and consumer offsets (libpq's non-blocking pipeline mode), then the raw rows by COPY
+ * (out of pipeline mode), and COMMIT. A state machine driven by readiness of the connection's
+ * socket (or by flusher_run_blocking). */
 #ifndef SOLARX_FLUSH_H
 #define SOLARX_FLUSH_H
 
