@@ -707,15 +707,38 @@ int64_t clock_window_start(const struct clock_zone *zone, int64_t ts, int32_t wi
     return ts - floor_mod(ts + offset, window_seconds);
 }
 
+static void put2(char *p, int v)
+{
+    p[0] = (char)('0' + v / 10);
+    p[1] = (char)('0' + v % 10);
+}
+
 char *clock_format_utc(int64_t epoch, char *buf, size_t size)
 {
     int64_t days = floor_div(epoch, SECONDS_PER_DAY);
-    int64_t secs = epoch - days * SECONDS_PER_DAY;
+    int secs = (int)(epoch - days * SECONDS_PER_DAY);
     int64_t year;
     int32_t month, day;
     civil_from_days(days, &year, &month, &day);
-    snprintf(buf, size, "%04lld-%02d-%02d %02d:%02d:%02d+00:00", (long long)year, month, day,
-             (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60));
+    if (year < 0 || year > 9999 || size < sizeof("0000-00-00 00:00:00+00:00")) {
+        snprintf(buf, size, "%04lld-%02d-%02d %02d:%02d:%02d+00:00", (long long)year, month, day,
+                 secs / 3600, secs / 60 % 60, secs % 60);
+        return buf;
+    }
+    /* Without printf: the raw COPY formats one per row (copytext.c). */
+    put2(buf, (int)(year / 100));
+    put2(buf + 2, (int)(year % 100));
+    buf[4] = '-';
+    put2(buf + 5, month);
+    buf[7] = '-';
+    put2(buf + 8, day);
+    buf[10] = ' ';
+    put2(buf + 11, secs / 3600);
+    buf[13] = ':';
+    put2(buf + 14, secs / 60 % 60);
+    buf[16] = ':';
+    put2(buf + 17, secs % 60);
+    memcpy(buf + 19, "+00:00", sizeof("+00:00"));
     return buf;
 }
 

@@ -97,32 +97,10 @@ void copytext_add_bool(struct copytext *c, bool v)
     c->len++;
 }
 
-static void put2(char *p, int v)
-{
-    p[0] = (char)('0' + v / 10);
-    p[1] = (char)('0' + v % 10);
-}
-
 void copytext_add_timestamp(struct copytext *c, int64_t t)
 {
-    struct clock_civil u;
-    clock_to_utc(t, &u);
-    int y = u.year < 1 ? 1 : u.year > 9999 ? 9999 : u.year;
-    char *p = next_column(c, 22);
-    put2(p, y / 100);
-    put2(p + 2, y % 100);
-    p[4] = '-';
-    put2(p + 5, u.month);
-    p[7] = '-';
-    put2(p + 8, u.day);
-    p[10] = ' ';
-    put2(p + 11, u.hour);
-    p[13] = ':';
-    put2(p + 14, u.minute);
-    p[16] = ':';
-    put2(p + 17, u.second);
-    memcpy(p + 19, "+00", 3);
-    c->len += 22;
+    char *p = next_column(c, CLOCK_TEXT_SIZE);
+    c->len += strlen(clock_format_utc(t, p, CLOCK_TEXT_SIZE));
 }
 
 void copytext_add_text(struct copytext *c, const char *s, size_t len)

@@ -23,8 +23,7 @@ void copytext_free(struct copytext *c);
 void copytext_add_int(struct copytext *c, int64_t v);
 void copytext_add_fixed(struct copytext *c, fixed_t v); /* exact decimal, six places */
 void copytext_add_bool(struct copytext *c, bool v);
-/* An instant, seconds since the epoch, as UTC ("2025-02-14 00:06:00+00"); any int64 whose year
- * has at most four digits (0001-9999), which decoded readings always have. */
+/* An instant, seconds since the epoch, as UTC ("2025-02-14 00:06:00+00:00", clock_format_utc). */
 void copytext_add_timestamp(struct copytext *c, int64_t epoch_seconds);
 /* Text, with backslash, tab, newline and carriage return escaped; any bytes but NUL. */
 void copytext_add_text(struct copytext *c, const char *s, size_t len);

@@ -68,8 +68,8 @@ Test(copytext, timestamps_match_gmtime_over_four_digit_years)
         time_t tt = (time_t)t;
         struct tm tm;
         cr_assert_not_null(gmtime_r(&tt, &tm));
-        char want[40];
-        snprintf(want, sizeof(want), "%04d-%02d-%02d %02d:%02d:%02d+00", tm.tm_year + 1900,
+        char want[80];
+        snprintf(want, sizeof(want), "%04d-%02d-%02d %02d:%02d:%02d+00:00", tm.tm_year + 1900,
                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
         copytext_reset(&c);
         copytext_add_timestamp(&c, t);

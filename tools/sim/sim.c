@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "solarx/clock.h"
+
 #define HOURS_PER_DAY 24
 #define SECONDS_PER_DAY 86400
 #define SUNRISE (6 * 3600)
@@ -179,36 +181,6 @@ static int64_t floor_div(int64_t a, int64_t b)
     return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
 }
 
-static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
-{
-    y -= m <= 2;
-    int64_t era = floor_div(y, 400);
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int64_t *y, int64_t *m, int64_t *d)
-{
-    z += 719468;
-    int64_t era = floor_div(z, 146097);
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = yoe + era * 400 + (*m <= 2);
-}
-
-static int days_in_month(int64_t y, int64_t m)
-{
-    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    return m == 2 && leap ? 29 : days[m - 1];
-}
-
 static bool parse_digits(const char *s, int n, int64_t *out)
 {
     int64_t v = 0;
@@ -231,41 +203,22 @@ int sim_parse_time(const char *text, int64_t *out)
         !parse_digits(text + 8, 2, &d) || !parse_digits(text + 11, 2, &h) ||
         !parse_digits(text + 14, 2, &mi) || !parse_digits(text + 17, 2, &s))
         return -1;
-    if (y < 1900 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 ||
-        s > 59)
+    if (y < 1900 || mo < 1 || mo > 12 || d < 1 || d > clock_days_in_month(y, (int)mo) || h > 23 ||
+        mi > 59 || s > 59)
         return -1;
-    *out = days_from_civil(y, mo, d) * SECONDS_PER_DAY + h * 3600 + mi * 60 + s;
+    *out = clock_epoch_from_utc((int32_t)y, (int32_t)mo, (int32_t)d, (int32_t)h, (int32_t)mi,
+                                (int32_t)s);
     return 0;
-}
-
-static void put2(char *p, int64_t v)
-{
-    p[0] = (char)('0' + v / 10);
-    p[1] = (char)('0' + v % 10);
 }
 
 char *sim_format_time(int64_t t, char buf[SIM_TIME_TEXT_SIZE])
 {
-    int64_t day = floor_div(t, SECONDS_PER_DAY);
-    int64_t sod = t - day * SECONDS_PER_DAY;
-    int64_t y, m, d;
-    civil_from_days(day, &y, &m, &d);
-    if (y < 0 || y > 9999) {
-        snprintf(buf, SIM_TIME_TEXT_SIZE, "%s", "0000-00-00 00:00:00");
-        return buf;
-    }
-    put2(buf, y / 100);
-    put2(buf + 2, y % 100);
-    buf[4] = '-';
-    put2(buf + 5, m);
-    buf[7] = '-';
-    put2(buf + 8, d);
-    buf[10] = ' ';
-    put2(buf + 11, sod / 3600);
-    buf[13] = ':';
-    put2(buf + 14, sod / 60 % 60);
-    buf[16] = ':';
-    put2(buf + 17, sod % 60);
+    struct clock_civil u;
+    clock_to_utc(t, &u);
+    char utc[CLOCK_TEXT_SIZE];
+    const char *text =
+        u.year < 0 || u.year > 9999 ? "0000-00-00 00:00:00" : clock_format_utc(t, utc, sizeof(utc));
+    memcpy(buf, text, 19); /* without clock_format_utc's "+00:00" */
     buf[19] = '\0';
     return buf;
 }
