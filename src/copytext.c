@@ -61,7 +61,8 @@ static size_t format_unsigned(uint64_t v, char *buf)
     return n;
 }
 
-size_t copytext_format_int(int64_t v, char *buf)
+/* Decimal digits of v into buf (at least 21 bytes), no NUL; returns their number. */
+static size_t format_int(int64_t v, char *buf)
 {
     if (v >= 0)
         return format_unsigned((uint64_t)v, buf);
@@ -72,7 +73,7 @@ size_t copytext_format_int(int64_t v, char *buf)
 void copytext_add_int(struct copytext *c, int64_t v)
 {
     char *p = next_column(c, 21);
-    c->len += copytext_format_int(v, p);
+    c->len += format_int(v, p);
 }
 
 void copytext_add_fixed(struct copytext *c, fixed_t v)
@@ -128,7 +129,7 @@ void copytext_add_text_int(struct copytext *c, const char *prefix, int64_t v)
 {
     copytext_add_text(c, prefix, strlen(prefix));
     reserve(c, 21);
-    c->len += copytext_format_int(v, c->buf + c->len);
+    c->len += format_int(v, c->buf + c->len);
 }
 
 void copytext_end_row(struct copytext *c)

@@ -791,12 +791,12 @@ static bool send_partitions_and_dates(struct flusher *f)
 }
 
 /* Calls fn for every raw row of one kind: the readings merge_batch accepted, unless older than
- * raw retention (counted in raw_expired when count_expired). Returns how many. */
+ * raw retention (counted in raw_expired when count_expired). */
 typedef void (*raw_row_fn)(struct flusher *f, int kind, const struct batch_reading *item);
 
-static size_t each_raw_row(struct flusher *f, int kind, raw_row_fn fn, bool count_expired)
+static void each_raw_row(struct flusher *f, int kind, raw_row_fn fn, bool count_expired)
 {
-    size_t rows = 0, flat = 0;
+    size_t flat = 0;
     for (size_t i = 0; i < f->window_count; i++) {
         const struct batch_window *bw = f->windows[i];
         if (bw->key.kind != kind) {
@@ -811,11 +811,9 @@ static size_t each_raw_row(struct flusher *f, int kind, raw_row_fn fn, bool coun
                     f->stats.raw_expired++; /* counted in its window, older than retention */
                 continue;
             }
-            rows++;
             fn(f, kind, &bw->items[j]);
         }
     }
-    return rows;
 }
 
 /* One raw row in COPY text form, the columns of copy_sql. */

@@ -32,7 +32,4 @@ void copytext_add_text_int(struct copytext *c, const char *prefix, int64_t n);
 /* Ends the row ("\n"). */
 void copytext_end_row(struct copytext *c);
 
-/* Decimal digits of v into buf (at least 21 bytes), no NUL; returns their number. */
-size_t copytext_format_int(int64_t v, char *buf);
-
 #endif
