@@ -195,6 +195,28 @@ sim_count() {
     jq -er --arg t "$topic" ".$2[\$t] // 0" "$1"
 }
 
+# assert_sim_written DB SUMMARY WHAT: DB holds exactly what the solarx-sim SUMMARY produced: a
+# raw row per valid reading (three per battery message), a dead letter per malformed message,
+# and facts that count every valid reading once.
+assert_sim_written() {
+    local v_home v_solar v_battery malformed=0 kind
+    v_home=$(sim_count "$2" valid home)
+    v_solar=$(sim_count "$2" valid solar)
+    v_battery=$(sim_count "$2" valid battery)
+    for kind in home solar battery; do
+        malformed=$((malformed + $(sim_count "$2" malformed "$kind")))
+    done
+    assert_eq "$(q "$1" "select (select count(*) from solarx_raw.home_power_readings) || ' ' ||
+                                (select count(*) from solarx_raw.solar_panel_readings) || ' ' ||
+                                (select count(*) from solarx_raw.battery_readings) || ' ' ||
+                                (select count(*) from solarx_raw.dead_letters)")" \
+        "$v_home $v_solar $((3 * v_battery)) $malformed" "raw rows and dead letters: $3"
+    assert_eq "$(q "$1" "select (select sum(readings_count) from solarx_wh.fact_home_power_readings) || ' ' ||
+                                (select sum(readings_count) from solarx_wh.fact_solar_panel_power_readings) || ' ' ||
+                                (select sum(readings_count) from solarx_wh.fact_battery_power_readings)")" \
+        "$v_home $v_solar $((3 * v_battery))" "readings counted by the facts: $3"
+}
+
 # topic_end_offsets: "topic partition end" lines for the current topics, sorted; partitions
 # that never held a message are left out.
 topic_end_offsets() {
@@ -293,17 +315,28 @@ service_log_has() {
     grep -q -e "$1" <<<"$text"
 }
 
-# wait_ready [TIMEOUT_S]: waits for the current instance's event=ready (partitions assigned).
-wait_ready() {
-    local deadline=$((SECONDS + ${1:-60}))
-    until service_log_has 'event=ready'; do
+# wait_service_log PATTERN TIMEOUT_S WHAT: waits until the current instance logged a line
+# matching PATTERN (as service_log_has). Fails with WHAT and the log's tail when TIMEOUT_S pass,
+# or when the service exited without logging it.
+wait_service_log() {
+    local deadline=$((SECONDS + $2))
+    until service_log_has "$1"; do
         if ! kill -0 "$SERVICE_PID" 2>/dev/null; then
+            service_log_has "$1" && return 0 # logged just before it exited
             service_log | tail -n 30 >&2
-            fail "the service exited before it was ready"
+            fail "$3 (the service exited)"
         fi
-        ((SECONDS < deadline)) || fail "the service was not ready after ${1:-60}s"
+        if ((SECONDS >= deadline)); then
+            service_log | tail -n 20 >&2
+            fail "$3 (not logged within $2 s)"
+        fi
         sleep 0.1
     done
+}
+
+# wait_ready [TIMEOUT_S]: waits for the current instance's event=ready (partitions assigned).
+wait_ready() {
+    wait_service_log 'event=ready' "${1:-60}" "the service was not ready"
 }
 
 # stop_service: SIGTERM, waits for the exit, asserts exit status 0 and event=stopping.

@@ -64,7 +64,7 @@ q "$db" "drop trigger test_slow_commit on solarx_meta.consumer_offsets" >/dev/nu
 # ---- consumption stalled --------------------------------------------------------------------
 start_service "$TEST_TMP/health.conf" stall
 wait_ready 60
-until service_log_has 'event=flush_committed .* offsets=[1-9]'; do sleep 0.2; done
+wait_service_log 'event=flush_committed .* offsets=[1-9]' 60 "no flush committed offsets"
 # Flushes block on the offsets table for 12 s: the next batch fills, consumption holds, the
 # producer keeps adding lag.
 psql -X -q -d "$db" -c "begin; lock table solarx_meta.consumer_offsets in exclusive mode;

@@ -91,11 +91,8 @@ service_log_has 'event=http_request_timeout' || fail "no event=http_request_time
 # idle timeout closes them, /metrics answers again.
 "$PROBE" hold 127.0.0.1 "$port" 24 60 >"$TEST_TMP/cap.out" &
 cap_pid=$!
-deadline=$((SECONDS + 30))
-until service_log_has 'event=http_connection_cap_reached max_connections=16'; do
-    ((SECONDS < deadline)) || fail "no event=http_connection_cap_reached logged"
-    sleep 0.1
-done
+wait_service_log 'event=http_connection_cap_reached max_connections=16' 30 \
+    "no event=http_connection_cap_reached logged"
 # The held connections are closed 10 s after they opened: ask well within that.
 assert_eq "$(MAX_TIME=3 status GET /metrics)" 000 "/metrics while 24 connections hold the cap of 16"
 produce "$TEST_TMP/sim2.json" --homes 2 --minutes 10 --seed 6 --start "2025-02-15 00:00:00"

@@ -122,14 +122,8 @@ for s in 1 2 3 4 5; do
 done >"$extra"
 offsets_before=$(pg_offsets "$dbp" "$groupp")
 produce_lines "$TOPIC_HOME" "$extra"
-deadline=$((SECONDS + 60))
-until service_log_has 'event=flush_failed.*sqlstate=25006 failure=systemic'; do
-    ((SECONDS < deadline)) || {
-        service_log | tail -n 20 >&2
-        fail "no refused flush of the extra messages within 60 s"
-    }
-    sleep 0.2
-done
+wait_service_log 'event=flush_failed.*sqlstate=25006 failure=systemic' 60 \
+    "no refused flush of the extra messages"
 kill -TERM "$SERVICE_PID"
 term_at=$SECONDS
 rc=0
@@ -206,14 +200,8 @@ echo '{"time_stamp": "2025-02-14 00:06:00", "home_id": 99, "current_consumption_
 produce_lines "$TOPIC_HOME" "$TEST_TMP/poison-late.jsonl"
 q "$dbp" "revoke delete on solarx_wh.dim_home_appliances from solarx_app" >/dev/null
 start_service "$TEST_TMP/p.conf" run-p2
-deadline=$((SECONDS + 60))
-until service_log_has 'event=flush_failed readings=1 sqlstate=42501'; do
-    ((SECONDS < deadline)) || {
-        service_log | tail -n 20 >&2
-        fail "the late message did not join the refused registry writes within 60 s"
-    }
-    sleep 0.2
-done
+wait_service_log 'event=flush_failed readings=1 sqlstate=42501' 60 \
+    "the late message did not join the refused registry writes"
 q "$dbp" "grant delete on solarx_wh.dim_home_appliances to solarx_app" >/dev/null
 wait_caught_up "$dbp" "$groupp" 120
 stop_service
