@@ -3,15 +3,12 @@
  * and is retried with backoff, consumption pauses when the next batch is full (P7). */
 #include "solarx/service.h"
 
-#include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/http.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
-#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,14 +19,14 @@
 #include "solarx/db.h"
 #include "solarx/decode.h"
 #include "solarx/flush.h"
-#include "solarx/http.h"
-#include "solarx/health.h"
 #include "solarx/kafka.h"
 #include "solarx/log.h"
 #include "solarx/metrics.h"
 #include "solarx/migrate.h"
 #include "solarx/ownership.h"
+#include "solarx/readiness.h"
 #include "solarx/registry.h"
+#include "solarx/status_http.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 30000
@@ -73,7 +70,7 @@ struct service {
     char kafka_fatal[700];         /* the fatal librdkafka error, "" while there is none */
     struct timespec last_progress; /* last message consumed or flush committed */
 
-    struct event *flush_timer, *pg_read, *pg_write, *connect_timer, *watchdog_timer;
+    struct event *flush_timer, *pg_read, *pg_write, *connect_timer;
     struct event *flush_deadline;
     struct event *revoke_deadline;
     struct event *stop_timer;
@@ -83,10 +80,10 @@ struct service {
     bool flush_failing; /* the last flush failed: a new connection keeps the backoff */
 
     bool stopping;
-    bool ready;
     int exit_code;
     struct metrics m;
-    struct http_server *http;
+    struct readiness *readiness; /* READY, watchdog, STATUS, /healthz's verdict */
+    struct status_http *http;    /* /metrics and /healthz */
 };
 
 static void start_flush(struct service *s);
@@ -620,11 +617,7 @@ static void on_assign(void *opaque, rd_kafka_topic_partition_list_t *partitions)
     }
     free(parts);
     note_progress(s);
-    if (!s->ready) {
-        s->ready = true;
-        sd_notify(0, "READY=1\nSTATUS=consuming");
-        log_info("event=ready");
-    }
+    readiness_mark_ready(s->readiness);
 }
 
 static void release_claims(struct service *s, const rd_kafka_topic_partition_list_t *partitions)
@@ -772,7 +765,7 @@ static void reload_registry(struct service *s)
 /* SIGTERM, or a fatal Kafka error: no more consumption; the last batches are flushed. */
 static void begin_stop(struct service *s)
 {
-    sd_notify(0, "STOPPING=1");
+    readiness_mark_stopping(s->readiness);
     s->stopping = true;
     struct timeval limit = {s->cfg->stop_timeout_s, 0};
     evtimer_add(s->stop_timer, &limit);
@@ -846,137 +839,27 @@ static void on_stop_timeout(evutil_socket_t fd, short what, void *arg)
     event_base_loopbreak(s->base);
 }
 
-static void on_watchdog(evutil_socket_t fd, short what, void *arg)
-{
-    struct service *s = arg;
-    sd_notify(0, "WATCHDOG=1");
-    size_t lag_count = 0;
-    struct metrics_lag *lags = s->kc ? kafka_consumer_lags(s->kc, &lag_count) : NULL;
-    char status[320];
-    metrics_format_status(&s->m, lags ? metrics_total_lag(lags, lag_count) : -1,
-                          (int64_t)time(NULL), status, sizeof(status));
-    free(lags);
-    sd_notify(0, status);
-}
+/* ---- what readiness and the HTTP endpoints see ------------------------------------------- */
 
-/* ---- HTTP: /metrics and /healthz ---------------------------------------------------------- */
-
-static void reply(struct evhttp_request *req, int code, const char *reason, const char *type,
-                  const char *body, size_t len)
+static void observe_service(void *ctx, struct readiness_state *out)
 {
-    struct evbuffer *buf = evbuffer_new();
-    if (!buf) {
-        evhttp_send_error(req, HTTP_INTERNAL, NULL);
-        return;
-    }
-    evbuffer_add(buf, body, len);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", type);
-    evhttp_send_reply(req, code, reason, buf);
-    evbuffer_free(buf);
-}
-
-/* Messages behind the end of the assigned partitions (cached watermarks), -1 when unknown. */
-static int64_t total_lag(struct service *s)
-{
-    size_t count = 0;
-    struct metrics_lag *lags = s->kc ? kafka_consumer_lags(s->kc, &count) : NULL;
-    int64_t sum = lags ? 0 : -1;
-    for (size_t i = 0; i < count; i++)
-        if (lags[i].lag > 0)
-            sum += lags[i].lag;
-    free(lags);
-    return sum;
-}
-
-/* Why the service cannot make progress (health_problem, written to buf), or NULL. */
-static const char *current_problem(struct service *s, char *buf, size_t size)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
-    struct health_facts facts = {
+    struct service *s = ctx;
+    *out = (struct readiness_state){
         .kafka_fatal = s->kafka_fatal[0] ? s->kafka_fatal : NULL,
         .stopping = s->stopping,
         .postgres_connected = flusher_conn(s->flusher) != NULL,
-        .ready = s->ready,
-        .lag = total_lag(s),
-        .idle_s = (double)(now.tv_sec - s->last_progress.tv_sec) +
-                  (double)(now.tv_nsec - s->last_progress.tv_nsec) / 1e9,
-        .stall_timeout_s = s->cfg->stall_timeout_s,
-    };
-    return health_problem(&facts, buf, size);
-}
-
-static void on_metrics(struct evhttp_request *req, void *arg)
-{
-    struct service *s = arg;
-    size_t lag_count = 0;
-    struct metrics_lag *lags = s->kc ? kafka_consumer_lags(s->kc, &lag_count) : NULL;
-    char reason[800];
-    const char *topics[READING_KIND_COUNT];
-    for (int k = 0; k < READING_KIND_COUNT; k++)
-        topics[k] = s->cfg->topic[k];
-    struct metrics_live live = {
-        .pending_readings = s->pending->reading_count + s->inflight->reading_count,
-        .open_windows = s->pending->window_count + s->inflight->window_count,
-        .postgres_connected = flusher_conn(s->flusher) != NULL,
         .paused = s->kc && kafka_consumer_held(s->kc),
         .assigned_partitions = s->kc ? kafka_consumer_assigned(s->kc) : 0,
-        .healthy = current_problem(s, reason, sizeof(reason)) == NULL,
-        .lags = lags,
-        .lag_count = lag_count,
-        .topics = topics,
+        .pending_readings = s->pending->reading_count + s->inflight->reading_count,
+        .open_windows = s->pending->window_count + s->inflight->window_count,
+        .last_progress = s->last_progress,
     };
-    char *text = NULL;
-    size_t len = 0;
-    FILE *out = open_memstream(&text, &len);
-    if (!out) {
-        free(lags);
-        evhttp_send_error(req, HTTP_INTERNAL, NULL);
-        return;
-    }
-    metrics_render(&s->m, &live, out);
-    fclose(out);
-    reply(req, HTTP_OK, "OK", "text/plain; version=0.0.4", text, len);
-    free(text);
-    free(lags);
 }
 
-/* 200 while the service can make progress; 503 with the reason otherwise. */
-static void on_healthz(struct evhttp_request *req, void *arg)
+static struct metrics_lag *service_lags(void *ctx, size_t *count)
 {
-    struct service *s = arg;
-    char reason[800];
-    const char *problem = current_problem(s, reason, sizeof(reason));
-    char body[820];
-    int n = snprintf(body, sizeof(body), "%s\n", problem ? problem : "ok");
-    reply(req, problem ? 503 : HTTP_OK, problem ? "Service Unavailable" : "OK", "text/plain", body,
-          (size_t)n);
-}
-
-/* Listens on http_listen ("host:port"; empty: no endpoint). Returns false with errstr. */
-static bool start_http(struct service *s, char *errstr, size_t errstr_size)
-{
-    const char *listen = s->cfg->http_listen;
-    if (!listen[0])
-        return true;
-    char host[256];
-    const char *colon = strrchr(listen, ':');
-    int port = colon ? atoi(colon + 1) : 0;
-    if (!colon || port <= 0 || port > 65535 || (size_t)(colon - listen) >= sizeof(host)) {
-        snprintf(errstr, errstr_size,
-                 "config: %s: [solarx] http_listen = \"%s\": expected host:port", s->cfg->path,
-                 listen);
-        return false;
-    }
-    snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);
-    const struct http_route routes[] = {{"/metrics", on_metrics}, {"/healthz", on_healthz}};
-    const struct http_limits limits = HTTP_LIMITS_DEFAULT;
-    s->http =
-        http_server_new(s->base, host, (uint16_t)port, &limits, routes, 2, s, errstr, errstr_size);
-    if (!s->http)
-        return false;
-    log_info("event=http_listening address=%s max_connections=%d", listen, limits.max_connections);
-    return true;
+    struct service *s = ctx;
+    return s->kc ? kafka_consumer_lags(s->kc, count) : NULL;
 }
 
 /* ---- start-up ----------------------------------------------------------------------------- */
@@ -1069,17 +952,24 @@ int service_run(struct config *cfg, char *errstr, size_t errstr_size)
     }
     struct timeval flush_tv = ms_to_tv(cfg->flush_interval_ms);
     event_add(s.flush_timer, &flush_tv);
-    uint64_t watchdog_usec = 0;
-    if (sd_watchdog_enabled(0, &watchdog_usec) > 0) {
-        s.watchdog_timer = event_new(s.base, -1, EV_PERSIST, on_watchdog, &s);
-        struct timeval wd = {(time_t)(watchdog_usec / 2 / 1000000),
-                             (suseconds_t)(watchdog_usec / 2 % 1000000)};
-        event_add(s.watchdog_timer, &wd);
-    }
+    const char *topics[READING_KIND_COUNT];
+    for (int k = 0; k < READING_KIND_COUNT; k++)
+        topics[k] = cfg->topic[k];
+    const struct readiness_view view = {.metrics = &s.m,
+                                        .topics = topics,
+                                        .stall_timeout_s = cfg->stall_timeout_s,
+                                        .ctx = &s,
+                                        .observe = observe_service,
+                                        .lags = service_lags};
+    s.readiness = readiness_new(s.base, &view, errstr, errstr_size);
+    if (!s.readiness)
+        goto out;
     struct timeval now = {0, 0};
     evtimer_add(s.connect_timer, &now);
 
-    if (!start_http(&s, errstr, errstr_size)) {
+    s.http = status_http_new(s.base, cfg->path, cfg->http_listen, &view, s.readiness, errstr,
+                             errstr_size);
+    if (!s.http) {
         rc = EX_CONFIG;
         goto out;
     }
@@ -1108,7 +998,7 @@ out:
         else
             kafka_consumer_abandon(s.kc); /* nothing more is flushed or committed */
     }
-    http_server_free(s.http);
+    status_http_destroy(s.http);
     for (int i = 0; i < 3; i++)
         if (s.signals[i])
             event_free(s.signals[i]);
@@ -1125,8 +1015,7 @@ out:
         event_free(s.stop_timer);
     for (int i = 0; i < s.half_count; i++)
         batch_destroy(s.halves[i]);
-    if (s.watchdog_timer)
-        event_free(s.watchdog_timer);
+    readiness_destroy(s.readiness);
     if (s.connecting)
         PQfinish(s.connecting);
     archive_worker_stop(s.archive);
