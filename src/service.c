@@ -17,6 +17,7 @@
 #include "solarx/claims.h"
 #include "solarx/clock.h"
 #include "solarx/db.h"
+#include "solarx/db_session.h"
 #include "solarx/decode.h"
 #include "solarx/flush.h"
 #include "solarx/kafka.h"
@@ -28,9 +29,6 @@
 #include "solarx/registry.h"
 #include "solarx/status_http.h"
 
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 30000
-#define CONNECT_POLL_MS 20
 /* A batch PostgreSQL rejects this many times in a row (not transiently) is split (see
  * isolate_rejected). */
 #define REJECTED_ATTEMPTS 3
@@ -70,14 +68,11 @@ struct service {
     char kafka_fatal[700];         /* the fatal librdkafka error, "" while there is none */
     struct timespec last_progress; /* last message consumed or flush committed */
 
-    struct event *flush_timer, *pg_read, *pg_write, *connect_timer;
-    struct event *flush_deadline;
+    struct event *flush_timer;
     struct event *revoke_deadline;
     struct event *stop_timer;
     struct event *signals[3];
-    PGconn *connecting;
-    int backoff_ms;
-    bool flush_failing; /* the last flush failed: a new connection keeps the backoff */
+    struct db_session *db; /* connects; its connections are the flusher's */
 
     bool stopping;
     int exit_code;
@@ -121,78 +116,11 @@ static struct timeval ms_to_tv(int ms)
 
 /* ---- PostgreSQL connection ---------------------------------------------------------------- */
 
-static void on_pg_io(evutil_socket_t fd, short what, void *arg);
-
-static void drop_pg_events(struct service *s)
-{
-    if (s->pg_read)
-        event_free(s->pg_read);
-    if (s->pg_write)
-        event_free(s->pg_write);
-    s->pg_read = s->pg_write = NULL;
-}
-
-static void schedule_reconnect(struct service *s)
-{
-    drop_pg_events(s);
-    s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : BACKOFF_MIN_MS;
-    if (s->backoff_ms > BACKOFF_MAX_MS)
-        s->backoff_ms = BACKOFF_MAX_MS;
-    struct timeval tv = ms_to_tv(s->backoff_ms);
-    evtimer_add(s->connect_timer, &tv);
-    log_info("event=postgres_reconnect_scheduled in_ms=%d", s->backoff_ms);
-}
-
+/* The flusher's output that libpq could not send yet goes when the socket takes more. */
 static void arm_pg_write(struct service *s)
 {
-    if (s->pg_write && flusher_wants_write(s->flusher))
-        event_add(s->pg_write, NULL);
-}
-
-static void on_connect_timer(evutil_socket_t fd, short what, void *arg)
-{
-    struct service *s = arg;
-    if (!s->connecting) {
-        s->connecting = db_connect_start(s->cfg);
-        if (!s->connecting) {
-            schedule_reconnect(s);
-            return;
-        }
-    }
-    PostgresPollingStatusType st = PQconnectPoll(s->connecting);
-    if (st == PGRES_POLLING_FAILED) {
-        char msg[512];
-        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(s->connecting));
-        msg[strcspn(msg, "\n")] = '\0';
-        char server[256];
-        log_warn("event=postgres_connect_failed server=\"%s\" msg=\"%s\"",
-                 db_describe(s->connecting, server, sizeof(server)), msg);
-        s->m.postgres_errors++;
-        PQfinish(s->connecting);
-        s->connecting = NULL;
-        schedule_reconnect(s);
-        return;
-    }
-    if (st != PGRES_POLLING_OK) {
-        struct timeval tv = ms_to_tv(CONNECT_POLL_MS);
-        evtimer_add(s->connect_timer, &tv);
-        return;
-    }
-    PGconn *conn = s->connecting;
-    s->connecting = NULL; /* handed to the flusher, which owns it from now on */
-    if (!flusher_attach(s->flusher, conn)) {
-        log_warn("event=postgres_connect_failed msg=\"%s\"", flusher_error(s->flusher));
-        schedule_reconnect(s);
-        return;
-    }
-    int sock = PQsocket(flusher_conn(s->flusher));
-    s->pg_read = event_new(s->base, sock, EV_READ | EV_PERSIST, on_pg_io, s);
-    s->pg_write = event_new(s->base, sock, EV_WRITE, on_pg_io, s);
-    event_add(s->pg_read, NULL);
-    if (!s->flush_failing)
-        s->backoff_ms = 0;
-    log_info("event=postgres_connected");
-    start_flush(s);
+    if (flusher_wants_write(s->flusher))
+        db_session_want_write(s->db);
 }
 
 /* ---- flushing ----------------------------------------------------------------------------- */
@@ -346,19 +274,19 @@ static void drop_fenced_batches(struct service *s)
     s->isolating = false;
     s->inflight_rejected = false;
     s->rejected_failures = 0;
-    s->flush_failing = false;
     if (s->kc) {
         claims_each(s->claims, rewind_partition, s);
         if (!s->revoking && !s->stopping)       /* a revoke ends in a new assignment anyway */
             (void)kafka_consumer_rejoin(s->kc); /* logged when refused */
     }
-    schedule_reconnect(s); /* the flusher dropped the connection with the transaction */
+    /* The flusher dropped the connection with the transaction. */
+    db_session_retry(s->db, DB_RETRY_REFUSED);
 }
 
 static void flush_finished(struct service *s, enum flush_progress p)
 {
     s->flushing = false;
-    evtimer_del(s->flush_deadline);
+    db_session_work_end(s->db);
     if (p == FLUSH_COMMITTED) {
         const struct flush_stats *st = flusher_stats(s->flusher);
         s->m.flushes++;
@@ -377,8 +305,7 @@ static void flush_finished(struct service *s, enum flush_progress p)
         if (s->kc)
             kafka_consumer_commit(s->kc, s->inflight, s->stopping || s->revoking);
         batch_clear(s->inflight);
-        s->backoff_ms = 0;
-        s->flush_failing = false;
+        db_session_succeeded(s->db);
         s->rejected_failures = 0;
         s->inflight_rejected = false;
         next_half(s);
@@ -392,15 +319,13 @@ static void flush_finished(struct service *s, enum flush_progress p)
         s->m.postgres_errors++;
         log_quote(flusher_error(s->flusher), quoted, sizeof(quoted));
         bool isolated = failure == FLUSH_FAILURE_REJECTED && isolate_rejected(s);
-        /* A batch that keeps failing on fresh connections is retried ever more slowly (to 30 s):
-         * the backoff is reset by the next commit, not by the next connection. */
-        s->flush_failing = true;
         log_error("event=flush_failed readings=%zu sqlstate=%s failure=%s msg=%s retry=%s",
                   readings, flusher_sqlstate(s->flusher)[0] ? flusher_sqlstate(s->flusher) : "none",
                   flush_failure_name(failure), quoted, isolated ? "isolating" : "backoff");
-        if (isolated)
-            s->backoff_ms = 0; /* the next part goes at once, on a new connection */
-        schedule_reconnect(s);
+        /* A batch that keeps failing on fresh connections is retried ever more slowly (to 30 s):
+         * the backoff is reset by the next commit, not by the next connection. The next part of
+         * an isolation goes at once, on a new connection. */
+        db_session_retry(s->db, isolated ? DB_RETRY_AT_ONCE : DB_RETRY_FAILED);
     }
     continue_revoke(s, p);
     update_backpressure(s);
@@ -490,30 +415,16 @@ static void start_flush(struct service *s)
         return;
     }
     s->flushing = true;
-    struct timeval deadline = ms_to_tv(FLUSH_DEADLINE_MS);
-    evtimer_add(s->flush_deadline, &deadline);
+    if (!db_session_work_begin(s->db, FLUSH_DEADLINE_MS)) { /* not connected: cannot be */
+        flush_finished(s, flusher_abort(s->flusher, "the connection is not established"));
+        return;
+    }
     arm_pg_write(s);
 }
 
-static void on_flush_deadline(evutil_socket_t fd, short what, void *arg)
+/* The flush in progress, told of its socket's readiness. */
+static void continue_flush(struct service *s)
 {
-    struct service *s = arg;
-    if (s->flushing)
-        flush_finished(s, flusher_abort(s->flusher, "no answer from PostgreSQL within the "
-                                                    "flush deadline"));
-}
-
-static void on_pg_io(evutil_socket_t fd, short what, void *arg)
-{
-    struct service *s = arg;
-    if (!s->flushing) {
-        if (!flusher_check_idle(s->flusher)) {
-            log_warn("event=postgres_connection_lost msg=\"%s\"", flusher_error(s->flusher));
-            s->m.postgres_errors++;
-            schedule_reconnect(s);
-        }
-        return;
-    }
     enum flush_progress p = flusher_on_io(s->flusher);
     if (p == FLUSH_BUSY) {
         arm_pg_write(s);
@@ -522,6 +433,52 @@ static void on_pg_io(evutil_socket_t fd, short what, void *arg)
     flush_finished(s, p);
     if (p == FLUSH_COMMITTED && !s->stopping && (s->isolating || batch_full(s, s->pending)))
         start_flush(s); /* a full batch, or the next part of an isolation, does not wait */
+}
+
+/* Between flushes: a notice, or the server closing the connection. */
+static void check_idle_connection(struct service *s)
+{
+    if (flusher_check_idle(s->flusher))
+        return;
+    log_warn("event=postgres_connection_lost msg=\"%s\"", flusher_error(s->flusher));
+    s->m.postgres_errors++;
+    db_session_retry(s->db, DB_RETRY_LOST);
+}
+
+static void on_db_event(void *owner, const struct db_event *ev)
+{
+    struct service *s = owner;
+    switch (ev->kind) {
+    case DB_EVENT_NONE:
+        return;
+    case DB_EVENT_CONNECT_FAILED:
+        s->m.postgres_errors++;
+        return;
+    case DB_EVENT_CONNECTED:
+        /* Handed to the flusher, which owns it from now on (and closes it on failure). */
+        if (!flusher_attach(s->flusher, ev->conn)) {
+            log_warn("event=postgres_connect_failed msg=\"%s\"", flusher_error(s->flusher));
+            db_session_retry(s->db, DB_RETRY_FAILED);
+            return;
+        }
+        start_flush(s);
+        return;
+    case DB_EVENT_IDLE_READABLE:
+        check_idle_connection(s);
+        return;
+    case DB_EVENT_READABLE:
+    case DB_EVENT_WRITABLE:
+        if (s->flushing)
+            continue_flush(s);
+        else
+            check_idle_connection(s);
+        return;
+    case DB_EVENT_DEADLINE:
+        if (s->flushing)
+            flush_finished(s, flusher_abort(s->flusher, "no answer from PostgreSQL within the "
+                                                        "flush deadline"));
+        return;
+    }
 }
 
 static void on_flush_timer(evutil_socket_t fd, short what, void *arg)
@@ -881,7 +838,7 @@ static void set_owner(struct service *s)
 /* Applies migrations before READY; PostgreSQL not up yet is waited for, with backoff. */
 static int migrate_at_start(struct service *s, char *errstr, size_t errstr_size)
 {
-    int delay_ms = BACKOFF_MIN_MS;
+    struct db_backoff backoff = {0};
     for (;;) {
         PGconn *conn = db_connect_migrator(s->cfg, errstr, errstr_size);
         if (conn) {
@@ -892,10 +849,10 @@ static int migrate_at_start(struct service *s, char *errstr, size_t errstr_size)
                 log_info("event=migrate_done applied=%d", applied);
             return rc;
         }
+        int delay_ms = db_backoff_retry(&backoff, DB_RETRY_LOST);
         log_warn("event=postgres_unavailable msg=\"%s\" retry_in_ms=%d", errstr, delay_ms);
         struct timespec ts = {delay_ms / 1000, (long)(delay_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
-        delay_ms = delay_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay_ms * 2;
     }
 }
 
@@ -930,7 +887,8 @@ int service_run(struct config *cfg, char *errstr, size_t errstr_size)
     s.inflight = batch_new(cfg->window_minutes * 60, s.zone);
     s.flusher = flusher_new(cfg, s.zone, config_kafka_get(cfg, "group.id"));
     s.claims = claims_new();
-    if (!s.base || !s.flusher || !s.claims) {
+    s.db = s.base ? db_session_new(s.base, cfg, on_db_event, &s) : NULL;
+    if (!s.base || !s.flusher || !s.claims || !s.db) {
         snprintf(errstr, errstr_size, "out of memory");
         goto out;
     }
@@ -942,8 +900,6 @@ int service_run(struct config *cfg, char *errstr, size_t errstr_size)
         goto out;
     }
     s.flush_timer = event_new(s.base, -1, EV_PERSIST, on_flush_timer, &s);
-    s.connect_timer = evtimer_new(s.base, on_connect_timer, &s);
-    s.flush_deadline = evtimer_new(s.base, on_flush_deadline, &s);
     s.revoke_deadline = evtimer_new(s.base, on_revoke_deadline, &s);
     s.stop_timer = evtimer_new(s.base, on_stop_timeout, &s);
     for (int i = 0; i < 3; i++) {
@@ -964,8 +920,7 @@ int service_run(struct config *cfg, char *errstr, size_t errstr_size)
     s.readiness = readiness_new(s.base, &view, errstr, errstr_size);
     if (!s.readiness)
         goto out;
-    struct timeval now = {0, 0};
-    evtimer_add(s.connect_timer, &now);
+    db_session_start(s.db);
 
     s.http = status_http_new(s.base, cfg->path, cfg->http_listen, &view, s.readiness, errstr,
                              errstr_size);
@@ -1002,13 +957,9 @@ out:
     for (int i = 0; i < 3; i++)
         if (s.signals[i])
             event_free(s.signals[i]);
-    drop_pg_events(&s);
+    db_session_destroy(s.db); /* before the flusher closes the connection it watches */
     if (s.flush_timer)
         event_free(s.flush_timer);
-    if (s.connect_timer)
-        event_free(s.connect_timer);
-    if (s.flush_deadline)
-        event_free(s.flush_deadline);
     if (s.revoke_deadline)
         event_free(s.revoke_deadline);
     if (s.stop_timer)
@@ -1016,8 +967,6 @@ out:
     for (int i = 0; i < s.half_count; i++)
         batch_destroy(s.halves[i]);
     readiness_destroy(s.readiness);
-    if (s.connecting)
-        PQfinish(s.connecting);
     archive_worker_stop(s.archive);
     flusher_destroy(s.flusher);
     claims_destroy(s.claims);
