@@ -243,6 +243,22 @@ static void on_connect_io(evutil_socket_t fd, short what, void *arg)
         poll_connect(s);
 }
 
+/* The connect's deadline in ms from conn's connect_timeout (libpq: seconds, at least 2; 0 or
+ * less: none), -1 for none. */
+static int connect_deadline_ms(PGconn *conn)
+{
+    int ms = DB_CONNECT_TIMEOUT_MS;
+    PQconninfoOption *opts = PQconninfo(conn);
+    for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+        if (strcmp(o->keyword, "connect_timeout") != 0 || !o->val || !o->val[0])
+            continue;
+        int seconds = atoi(o->val);
+        ms = seconds <= 0 ? -1 : (seconds < 2 ? 2 : seconds > 86400 ? 86400 : seconds) * 1000;
+    }
+    PQconninfoFree(opts);
+    return ms;
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct db_session *s = arg;
@@ -255,8 +271,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         connect_failed(s, "out of memory");
         return;
     }
-    struct timeval limit = ms_to_tv(DB_CONNECT_TIMEOUT_MS);
-    evtimer_add(s->deadline, &limit);
+    int deadline_ms = connect_deadline_ms(s->connecting);
+    struct timeval limit = ms_to_tv(deadline_ms);
+    if (deadline_ms >= 0)
+        evtimer_add(s->deadline, &limit);
     if (PQstatus(s->connecting) == CONNECTION_BAD) { /* failed before any I/O */
         apply(s, DB_INPUT_CONNECT_FAILED);
         connect_failed(s, NULL);
@@ -277,8 +295,9 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     enum db_state before = s->state;
     enum db_event_kind kind = apply(s, DB_INPUT_DEADLINE);
     if (before == DB_STATE_CONNECTING && kind == DB_EVENT_CONNECT_FAILED) {
-        char msg[64];
-        snprintf(msg, sizeof(msg), "not connected within %d ms", DB_CONNECT_TIMEOUT_MS);
+        char msg[80];
+        snprintf(msg, sizeof(msg), "not connected within connect_timeout (%d ms)",
+                 s->connecting ? connect_deadline_ms(s->connecting) : DB_CONNECT_TIMEOUT_MS);
         connect_failed(s, msg);
         return;
     }

@@ -15,8 +15,9 @@
 /* Reconnect delays: from DB_BACKOFF_MIN_MS, doubling, capped at DB_BACKOFF_MAX_MS. */
 #define DB_BACKOFF_MIN_MS 100
 #define DB_BACKOFF_MAX_MS 30000
-/* A connect that is not established within this is abandoned (libpq's connect_timeout applies
- * only to blocking connects). */
+/* A connect not established within the connection's connect_timeout (db.c sets 10 s unless the
+ * conninfo says otherwise; libpq itself applies it only to blocking connects) is abandoned; this
+ * when libpq cannot say it. connect_timeout=0 (wait indefinitely) sets no deadline. */
 #define DB_CONNECT_TIMEOUT_MS 10000
 
 /* ---- pure parts --------------------------------------------------------------------------- */
@@ -46,7 +47,7 @@ void db_backoff_succeeded(struct db_backoff *b);
 
 enum db_state {
     DB_STATE_WAITING,    /* no connection; the reconnect timer runs (or nothing, before start) */
-    DB_STATE_CONNECTING, /* PQconnectPoll in progress, under DB_CONNECT_TIMEOUT_MS */
+    DB_STATE_CONNECTING, /* PQconnectPoll in progress, under the connect's deadline */
     DB_STATE_IDLE,       /* connected, no work in flight */
     DB_STATE_WORKING,    /* connected, the owner's work in flight, under its deadline */
 };

@@ -200,3 +200,51 @@ Test(db_session, a_refused_connect_is_told_and_retried_after_the_backoff)
     event_base_free(r.base);
     close(fd);
 }
+
+struct silent_recorder {
+    struct event_base *base;
+    struct db_session *db;
+    struct timeval started, failed;
+    int failures;
+};
+
+static void record_silence(void *owner, const struct db_event *ev)
+{
+    struct silent_recorder *r = owner;
+    cr_assert_eq(ev->kind, DB_EVENT_CONNECT_FAILED, "told %d", (int)ev->kind);
+    gettimeofday(&r->failed, NULL);
+    r->failures++;
+    event_base_loopbreak(r->base);
+}
+
+Test(db_session, a_server_that_never_answers_fails_the_connect_at_connect_timeout)
+{
+    /* A listening socket never accepted from: the kernel completes the handshake, libpq sends
+     * its startup packet, and no answer ever comes. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, len), 0);
+    cr_assert_eq(listen(fd, 4), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    char conninfo[160];
+    snprintf(conninfo, sizeof(conninfo),
+             "host=127.0.0.1 port=%d dbname=none user=none sslmode=disable connect_timeout=2",
+             ntohs(a.sin_port));
+    struct config cfg = {.pg_conninfo = conninfo};
+    struct silent_recorder r = {.base = event_base_new()};
+    r.db = db_session_new(r.base, &cfg, record_silence, &r);
+    cr_assert_not_null(r.db);
+    gettimeofday(&r.started, NULL);
+    db_session_start(r.db);
+    event_base_dispatch(r.base);
+    cr_assert_eq(r.failures, 1);
+    cr_assert_eq(db_session_state(r.db), DB_STATE_WAITING);
+    double waited_ms = (double)(r.failed.tv_sec - r.started.tv_sec) * 1000 +
+                       (double)(r.failed.tv_usec - r.started.tv_usec) / 1000;
+    cr_assert_geq(waited_ms, 1990, "gave up after %.0f ms", waited_ms);
+    db_session_destroy(r.db);
+    event_base_free(r.base);
+    close(fd);
+}
