@@ -9,12 +9,7 @@
 #include <time.h>
 #include <uthash.h>
 
-/* Advisory lock of the registry dimensions: pg_advisory_xact_lock[_shared](LOCK, 0). */
-#define REGISTRY_LOCK_CLASS "735810"
-/* dim_battery histories are serialised per home: (BATTERY_LOCK_CLASS, home_id). */
-#define BATTERY_LOCK_CLASS "735811"
-
-enum read_tag { TAG_BATTERY, TAG_NEIGHBOURS, TAG_HOME, TAG_PANEL, TAG_LOCK };
+#include "solarx/statements.h"
 
 struct device_id {
     int32_t kind; /* enum dim_kind */
@@ -128,19 +123,119 @@ size_t dimsync_changed(const struct dimsync *d)
     return d->changed;
 }
 
-bool dimsync_send_lock(struct dimsync *d, dimsync_send_fn send, void *ctx, int base)
+bool dimsync_send_lock(struct dimsync *d, struct db_pipe *pipe)
 {
-    const char *sql = d->registry_dirty ? "SELECT pg_advisory_xact_lock(" REGISTRY_LOCK_CLASS ", 0)"
-                                        : "SELECT pg_advisory_xact_lock_shared(" REGISTRY_LOCK_CLASS
-                                          ", 0)";
-    return send(ctx, base + TAG_LOCK, sql, 0, NULL);
+    return db_send(pipe,
+                   d->registry_dirty ? STMT_LOCK_REGISTRY_EXCLUSIVE : STMT_LOCK_REGISTRY_SHARED,
+                   NULL, NULL, NULL);
 }
 
-bool dimsync_send_reads(struct dimsync *d, dimsync_send_fn send, void *ctx, int base,
-                        struct pgarray *scratch)
+static bool fixed_at(PGresult *res, int row, int col, fixed_t *out)
+{
+    return fixed_parse(PQgetvalue(res, row, col), out);
+}
+
+static int64_t int_at(PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? DIM_NONE : atoll(PQgetvalue(res, row, col));
+}
+
+/* A stored version of dev (NULL: a device this flush does not involve) into its history. */
+static bool restore_version(struct device *dev, int64_t start, int64_t last_seen,
+                            const struct dim_attrs *a, bool parsed, char *errstr,
+                            size_t errstr_size)
+{
+    if (!dev)
+        return true;
+    if (!parsed || dim_history_restore(dev->h, start, last_seen, a) != 0) {
+        snprintf(errstr, errstr_size,
+                 "stored dimension version of device %d/%d starting at %lld is invalid",
+                 dev->id.home_id, dev->id.device_id, (long long)start);
+        return false;
+    }
+    return true;
+}
+
+static bool take_battery_versions(void *ctx, PGresult *res, char *errstr, size_t errstr_size)
+{
+    struct dimsync *d = ctx;
+    for (int row = 0; row < PQntuples(res); row++) {
+        struct dim_attrs a;
+        fixed_t capacity = 0, charge = 0, output = 0;
+        struct device *dev =
+            find_device(d, DIM_BATTERY, atoi(PQgetvalue(res, row, C_BATTERY_VERSION_HOME_ID)),
+                        atoi(PQgetvalue(res, row, C_BATTERY_VERSION_BATTERY_ID)));
+        bool ok = fixed_at(res, row, C_BATTERY_VERSION_CAPACITY_KWH, &capacity) &&
+                  fixed_at(res, row, C_BATTERY_VERSION_MAX_CHARGE_SPEED_W, &charge) &&
+                  fixed_at(res, row, C_BATTERY_VERSION_MAX_OUTPUT_W, &output);
+        dim_battery_attrs(capacity, charge, output, &a);
+        if (!restore_version(dev, int_at(res, row, C_BATTERY_VERSION_START),
+                             int_at(res, row, C_BATTERY_VERSION_LAST_SEEN), &a, ok, errstr,
+                             errstr_size))
+            return false;
+    }
+    return true;
+}
+
+static bool take_battery_neighbours(void *ctx, PGresult *res, char *errstr, size_t errstr_size)
+{
+    struct dimsync *d = ctx;
+    for (int row = 0; row < PQntuples(res); row++) {
+        struct window_key key =
+            window_key_make(READING_BATTERY, atoi(PQgetvalue(res, row, C_NEIGHBOURS_HOME_ID)),
+                            atoi(PQgetvalue(res, row, C_NEIGHBOURS_BATTERY_ID)),
+                            atoll(PQgetvalue(res, row, C_NEIGHBOURS_START)));
+        long i = batch_find_window(d->windows, d->n, &key);
+        if (i >= 0) {
+            d->stored_prev[i] = int_at(res, row, C_NEIGHBOURS_PREV_LAST_TS);
+            d->stored_next[i] = int_at(res, row, C_NEIGHBOURS_NEXT_FIRST_TS);
+        }
+    }
+    return true;
+}
+
+static bool take_home_versions(void *ctx, PGresult *res, char *errstr, size_t errstr_size)
+{
+    struct dimsync *d = ctx;
+    for (int row = 0; row < PQntuples(res); row++) {
+        struct dim_attrs a;
+        fixed_t min_w = 0, max_w = 0;
+        int32_t home_id = atoi(PQgetvalue(res, row, C_HOME_VERSION_HOME_ID));
+        int64_t start = int_at(res, row, C_HOME_VERSION_START);
+        bool ok = fixed_at(res, row, C_HOME_VERSION_MIN_W, &min_w) &&
+                  fixed_at(res, row, C_HOME_VERSION_MAX_W, &max_w);
+        dim_home_attrs(min_w, max_w, &a);
+        if (!restore_version(find_device(d, DIM_HOME, home_id, home_id), start, start, &a, ok,
+                             errstr, errstr_size))
+            return false;
+    }
+    return true;
+}
+
+static bool take_panel_versions(void *ctx, PGresult *res, char *errstr, size_t errstr_size)
+{
+    struct dimsync *d = ctx;
+    for (int row = 0; row < PQntuples(res); row++) {
+        struct dim_attrs a;
+        fixed_t capacity = 0, intensity = 0, temperature = 0;
+        struct device *dev =
+            find_device(d, DIM_PANEL, 0, atoi(PQgetvalue(res, row, C_PANEL_VERSION_PANEL_ID)));
+        int64_t start = int_at(res, row, C_PANEL_VERSION_START);
+        bool ok =
+            fixed_at(res, row, C_PANEL_VERSION_CAPACITY_KWH, &capacity) &&
+            fixed_at(res, row, C_PANEL_VERSION_INTENSITY_W, &intensity) &&
+            fixed_at(res, row, C_PANEL_VERSION_TEMPERATURE_C, &temperature) &&
+            dim_panel_attrs(PQgetvalue(res, row, C_PANEL_VERSION_NAME), capacity, intensity,
+                            temperature, atoi(PQgetvalue(res, row, C_PANEL_VERSION_HOME_ID)), &a);
+        if (!restore_version(dev, start, start, &a, ok, errstr, errstr_size))
+            return false;
+    }
+    return true;
+}
+
+bool dimsync_send_reads(struct dimsync *d, struct db_pipe *pipe, struct pgarray *scratch)
 {
     struct pgarray *homes = &scratch[0], *devices = &scratch[1], *starts = &scratch[2];
-    const char *params[3];
 
     /* Battery histories, locked per home in ascending order (after the registry lock). */
     pgarray_reset(homes);
@@ -156,20 +251,13 @@ bool dimsync_send_reads(struct dimsync *d, dimsync_send_fn send, void *ctx, int 
         pgarray_add_int(homes, k->home_id);
         pgarray_add_int(devices, k->device_id);
     }
-    params[0] = pgarray_finish(homes);
-    params[1] = pgarray_finish(devices);
-    if (!send(ctx, base + TAG_LOCK,
-              "SELECT count(pg_advisory_xact_lock(" BATTERY_LOCK_CLASS ", h))"
-              " FROM (SELECT DISTINCT h FROM unnest($1::int[]) AS h ORDER BY h) AS s",
-              1, params) ||
-        !send(ctx, base + TAG_BATTERY,
-              "SELECT d.home_id, d.battery_id, extract(epoch FROM d.start_date)::bigint,"
-              " extract(epoch FROM d.last_seen)::bigint, d.capacity_kwh, d.max_charge_speed_w,"
-              " d.max_output_w"
-              " FROM unnest($1::int[], $2::int[]) AS k(home_id, battery_id)"
-              " JOIN solarx_wh.dim_battery d USING (home_id, battery_id)"
-              " ORDER BY d.home_id, d.battery_id, d.start_date",
-              2, params))
+    const char *lock[P_BATTERY_LOCKS_COUNT] = {[P_BATTERY_LOCKS_HOME_IDS] = pgarray_finish(homes)};
+    const char *batteries[P_BATTERY_DEVICES_COUNT] = {
+        [P_BATTERY_DEVICES_HOME_IDS] = lock[P_BATTERY_LOCKS_HOME_IDS],
+        [P_BATTERY_DEVICES_BATTERY_IDS] = pgarray_finish(devices),
+    };
+    if (!db_send(pipe, STMT_LOCK_BATTERY_HOMES, lock, NULL, NULL) ||
+        !db_send(pipe, STMT_READ_BATTERY_VERSIONS, batteries, take_battery_versions, d))
         return false;
 
     /* Around every battery window: the nearest stored reading before and after it. */
@@ -184,21 +272,12 @@ bool dimsync_send_reads(struct dimsync *d, dimsync_send_fn send, void *ctx, int 
         pgarray_add_int(devices, k->device_id);
         pgarray_add_int(starts, k->start);
     }
-    params[0] = pgarray_finish(homes);
-    params[1] = pgarray_finish(devices);
-    params[2] = pgarray_finish(starts);
-    if (!send(ctx, base + TAG_NEIGHBOURS,
-              "SELECT k.home_id, k.battery_id, k.start,"
-              " (SELECT extract(epoch FROM f.last_ts)::bigint"
-              "    FROM solarx_wh.fact_battery_power_readings f"
-              "   WHERE f.home_id = k.home_id AND f.battery_id = k.battery_id"
-              "     AND f.date_key < to_timestamp(k.start) ORDER BY f.date_key DESC LIMIT 1),"
-              " (SELECT extract(epoch FROM f.first_ts)::bigint"
-              "    FROM solarx_wh.fact_battery_power_readings f"
-              "   WHERE f.home_id = k.home_id AND f.battery_id = k.battery_id"
-              "     AND f.date_key > to_timestamp(k.start) ORDER BY f.date_key LIMIT 1)"
-              " FROM unnest($1::int[], $2::int[], $3::bigint[]) AS k(home_id, battery_id, start)",
-              3, params))
+    const char *windows[P_WINDOW_KEYS_COUNT] = {
+        [P_WINDOW_KEYS_HOME_IDS] = pgarray_finish(homes),
+        [P_WINDOW_KEYS_DEVICE_IDS] = pgarray_finish(devices),
+        [P_WINDOW_KEYS_STARTS] = pgarray_finish(starts),
+    };
+    if (!db_send(pipe, STMT_READ_BATTERY_NEIGHBOURS, windows, take_battery_neighbours, d))
         return false;
 
     /* Registry histories of the homes and panels involved. */
@@ -210,90 +289,12 @@ bool dimsync_send_reads(struct dimsync *d, dimsync_send_fn send, void *ctx, int 
         else if (dev->id.kind == DIM_PANEL)
             pgarray_add_int(devices, dev->id.device_id);
     }
-    params[0] = pgarray_finish(homes);
-    if (!send(ctx, base + TAG_HOME,
-              "SELECT home_id, extract(epoch FROM start_date)::bigint, min_consumption_power_wh,"
-              " max_consumption_power_wh FROM solarx_wh.dim_home"
-              " WHERE home_id = ANY($1::int[]) ORDER BY home_id, start_date",
-              1, params))
-        return false;
-    params[0] = pgarray_finish(devices);
-    return send(ctx, base + TAG_PANEL,
-                "SELECT solar_panel_id, home_id, name, extract(epoch FROM start_date)::bigint,"
-                " capacity_kwh, intensity_power_rating_wh, temperature_power_rating_c"
-                " FROM solarx_wh.dim_solar_panel"
-                " WHERE solar_panel_id = ANY($1::int[]) ORDER BY solar_panel_id, start_date",
-                1, params);
-}
-
-static bool fixed_at(PGresult *res, int row, int col, fixed_t *out)
-{
-    return fixed_parse(PQgetvalue(res, row, col), out);
-}
-
-static int64_t int_at(PGresult *res, int row, int col)
-{
-    return PQgetisnull(res, row, col) ? DIM_NONE : atoll(PQgetvalue(res, row, col));
-}
-
-bool dimsync_take_result(struct dimsync *d, int tag, int base, PGresult *res, char *errstr,
-                         size_t errstr_size)
-{
-    for (int row = 0; row < PQntuples(res); row++) {
-        struct dim_attrs a;
-        fixed_t v[3] = {0, 0, 0};
-        struct device *dev = NULL;
-        int64_t start = 0, last_seen = 0;
-        bool ok = true;
-        switch (tag - base) {
-        case TAG_BATTERY:
-            dev = find_device(d, DIM_BATTERY, atoi(PQgetvalue(res, row, 0)),
-                              atoi(PQgetvalue(res, row, 1)));
-            start = int_at(res, row, 2);
-            last_seen = int_at(res, row, 3);
-            ok = fixed_at(res, row, 4, &v[0]) && fixed_at(res, row, 5, &v[1]) &&
-                 fixed_at(res, row, 6, &v[2]);
-            dim_battery_attrs(v[0], v[1], v[2], &a);
-            break;
-        case TAG_NEIGHBOURS: {
-            struct window_key key =
-                window_key_make(READING_BATTERY, atoi(PQgetvalue(res, row, 0)),
-                                atoi(PQgetvalue(res, row, 1)), atoll(PQgetvalue(res, row, 2)));
-            long i = batch_find_window(d->windows, d->n, &key);
-            if (i >= 0) {
-                d->stored_prev[i] = int_at(res, row, 3);
-                d->stored_next[i] = int_at(res, row, 4);
-            }
-            continue;
-        }
-        case TAG_HOME:
-            dev = find_device(d, DIM_HOME, atoi(PQgetvalue(res, row, 0)),
-                              atoi(PQgetvalue(res, row, 0)));
-            start = last_seen = int_at(res, row, 1);
-            ok = fixed_at(res, row, 2, &v[0]) && fixed_at(res, row, 3, &v[1]);
-            dim_home_attrs(v[0], v[1], &a);
-            break;
-        case TAG_PANEL:
-            dev = find_device(d, DIM_PANEL, 0, atoi(PQgetvalue(res, row, 0)));
-            start = last_seen = int_at(res, row, 3);
-            ok = fixed_at(res, row, 4, &v[0]) && fixed_at(res, row, 5, &v[1]) &&
-                 fixed_at(res, row, 6, &v[2]) &&
-                 dim_panel_attrs(PQgetvalue(res, row, 2), v[0], v[1], v[2],
-                                 atoi(PQgetvalue(res, row, 1)), &a);
-            break;
-        default:
-            return true; /* locks */
-        }
-        if (!dev)
-            continue;
-        if (!ok || dim_history_restore(dev->h, start, last_seen, &a) != 0) {
-            snprintf(errstr, errstr_size,
-                     "stored dimension version of device %d/%d starting at %lld is invalid",
-                     dev->id.home_id, dev->id.device_id, (long long)start);
-            return false;
-        }
-    }
-    return true;
+    const char *home_ids[P_HOME_VERSIONS_COUNT] = {[P_HOME_VERSIONS_HOME_IDS] =
+                                                       pgarray_finish(homes)};
+    const char *panel_ids[P_PANEL_VERSIONS_COUNT] = {[P_PANEL_VERSIONS_PANEL_IDS] =
+                                                         pgarray_finish(devices)};
+    return db_send(pipe, STMT_READ_HOME_VERSIONS, home_ids, take_home_versions, d) &&
+           db_send(pipe, STMT_READ_PANEL_VERSIONS, panel_ids, take_panel_versions, d);
 }
 
 /* Snapshots every history as read, so that changes can be found after the merge. */
@@ -466,132 +467,114 @@ static void add_end(struct pgarray *a, const struct dim_row *row)
         pgarray_add_int(a, row->end);
 }
 
-bool dimsync_send_dimension_writes(struct dimsync *d, dimsync_send_fn send, void *ctx,
-                                   struct pgarray *a)
+/* One version of a changed device into the columns of its kind's upsert. */
+static void add_home_version(struct pgarray *v, const struct device *dev, const struct dim_row *row)
 {
-    /* Versions of the changed devices that are gone (the last parameter: the keys that remain). */
-    static const char *const delete_sql[3] = {
-        [DIM_HOME] = "DELETE FROM solarx_wh.dim_home WHERE home_id = ANY($1::int[])"
-                     " AND home_key <> ALL($2::bigint[])",
-        [DIM_PANEL] = "DELETE FROM solarx_wh.dim_solar_panel WHERE solar_panel_id = ANY($1::int[])"
-                      " AND solar_panel_key <> ALL($2::bigint[])",
-        [DIM_BATTERY] = "DELETE FROM solarx_wh.dim_battery WHERE (home_id, battery_id) IN"
-                        " (SELECT * FROM unnest($1::int[], $2::int[]))"
-                        " AND battery_key <> ALL($3::bigint[])",
-    };
-    static const char *const insert_sql[3] = {
-        [DIM_HOME] = "INSERT INTO solarx_wh.dim_home (home_key, home_id, min_consumption_power_wh,"
-                     " max_consumption_power_wh, start_date, end_date, current_flag)"
-                     " SELECT k, h, mn, mx, to_timestamp(s), to_timestamp(e), c"
-                     " FROM unnest($1::bigint[], $2::int[], $3::numeric[], $4::numeric[],"
-                     "             $5::bigint[], $6::bigint[], $7::bool[])"
-                     "      AS u(k, h, mn, mx, s, e, c)"
-                     " ON CONFLICT (home_key) DO UPDATE SET"
-                     " min_consumption_power_wh = EXCLUDED.min_consumption_power_wh,"
-                     " max_consumption_power_wh = EXCLUDED.max_consumption_power_wh,"
-                     " end_date = EXCLUDED.end_date, current_flag = EXCLUDED.current_flag",
-        [DIM_PANEL] =
-            "INSERT INTO solarx_wh.dim_solar_panel (solar_panel_key, solar_panel_id, home_id,"
-            " name, capacity_kwh, intensity_power_rating_wh, temperature_power_rating_c,"
-            " start_date, end_date, current_flag)"
-            " SELECT k, p, h, nm, cap, it, tp, to_timestamp(s), to_timestamp(e), c"
-            " FROM unnest($1::bigint[], $2::int[], $3::int[], $4::text[], $5::numeric[],"
-            "             $6::numeric[], $7::numeric[], $8::bigint[], $9::bigint[], $10::bool[])"
-            "      AS u(k, p, h, nm, cap, it, tp, s, e, c)"
-            " ON CONFLICT (solar_panel_key) DO UPDATE SET home_id = EXCLUDED.home_id,"
-            " name = EXCLUDED.name, capacity_kwh = EXCLUDED.capacity_kwh,"
-            " intensity_power_rating_wh = EXCLUDED.intensity_power_rating_wh,"
-            " temperature_power_rating_c = EXCLUDED.temperature_power_rating_c,"
-            " end_date = EXCLUDED.end_date, current_flag = EXCLUDED.current_flag",
-        [DIM_BATTERY] =
-            "INSERT INTO solarx_wh.dim_battery (battery_key, home_id, battery_id, name,"
-            " capacity_kwh, max_charge_speed_w, max_output_w, start_date, last_seen, end_date,"
-            " current_flag)"
-            " SELECT k, h, b, 'battery_' || b, cap, sp, mo, to_timestamp(s), to_timestamp(l),"
-            "        to_timestamp(e), c"
-            " FROM unnest($1::bigint[], $2::int[], $3::int[], $4::numeric[], $5::numeric[],"
-            "             $6::numeric[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bool[])"
-            "      AS u(k, h, b, cap, sp, mo, s, l, e, c)"
-            " ON CONFLICT (battery_key) DO UPDATE SET capacity_kwh = EXCLUDED.capacity_kwh,"
-            " max_charge_speed_w = EXCLUDED.max_charge_speed_w,"
-            " max_output_w = EXCLUDED.max_output_w, last_seen = EXCLUDED.last_seen,"
-            " end_date = EXCLUDED.end_date, current_flag = EXCLUDED.current_flag",
-    };
-    static const int insert_params[3] = {[DIM_HOME] = 7, [DIM_PANEL] = 10, [DIM_BATTERY] = 10};
+    pgarray_add_int(&v[P_HOME_VERSION_KEYS], row->key);
+    pgarray_add_int(&v[P_HOME_VERSION_HOME_IDS], dev->id.device_id);
+    pgarray_add_fixed(&v[P_HOME_VERSION_MINS_W], row->attrs->v[DIM_HOME_MIN_W]);
+    pgarray_add_fixed(&v[P_HOME_VERSION_MAXS_W], row->attrs->v[DIM_HOME_MAX_W]);
+    pgarray_add_int(&v[P_HOME_VERSION_STARTS], row->start);
+    add_end(&v[P_HOME_VERSION_ENDS], row);
+    pgarray_add_bool(&v[P_HOME_VERSION_CURRENT], row->current);
+}
 
-    for (int kind = 0; kind < 3; kind++) {
-        struct pgarray *del_home = &a[10], *del_device = &a[11], *kept = &a[12];
-        pgarray_reset(del_home);
-        pgarray_reset(del_device);
-        pgarray_reset(kept);
-        for (int i = 0; i < insert_params[kind]; i++)
-            pgarray_reset(&a[i]);
-        size_t devices = 0;
-        for (struct device *dev = d->devices; dev; dev = dev->hh.next) {
-            if (dev->id.kind != kind || !history_changed(dev))
-                continue;
-            devices++;
-            if (kind == DIM_BATTERY) {
-                pgarray_add_int(del_home, dev->id.home_id);
-                pgarray_add_int(del_device, dev->id.device_id);
-            } else {
-                pgarray_add_int(del_home, dev->id.device_id);
-            }
-            struct dim_row row;
-            for (size_t i = 0; dim_history_row(dev->h, i, &row); i++) {
-                const int64_t *v = row.attrs->v;
-                int n = 0;
-                pgarray_add_int(&a[n++], row.key);
-                pgarray_add_int(kept, row.key);
-                if (kind == DIM_HOME) {
-                    pgarray_add_int(&a[n++], dev->id.device_id);
-                    pgarray_add_fixed(&a[n++], v[DIM_HOME_MIN_W]);
-                    pgarray_add_fixed(&a[n++], v[DIM_HOME_MAX_W]);
-                } else if (kind == DIM_PANEL) {
-                    pgarray_add_int(&a[n++], dev->id.device_id);
-                    pgarray_add_int(&a[n++], v[DIM_PANEL_HOME_ID]);
-                    pgarray_add_text(&a[n++], row.attrs->text, strlen(row.attrs->text));
-                    pgarray_add_fixed(&a[n++], v[DIM_PANEL_CAPACITY_KWH]);
-                    pgarray_add_fixed(&a[n++], v[DIM_PANEL_INTENSITY_W]);
-                    pgarray_add_fixed(&a[n++], v[DIM_PANEL_TEMPERATURE_C]);
-                } else {
-                    pgarray_add_int(&a[n++], dev->id.home_id);
-                    pgarray_add_int(&a[n++], dev->id.device_id);
-                    pgarray_add_fixed(&a[n++], v[DIM_BATTERY_CAPACITY_KWH]);
-                    pgarray_add_fixed(&a[n++], v[DIM_BATTERY_MAX_CHARGE_W]);
-                    pgarray_add_fixed(&a[n++], v[DIM_BATTERY_MAX_OUTPUT_W]);
-                }
-                pgarray_add_int(&a[n++], row.start);
-                if (kind == DIM_BATTERY)
-                    pgarray_add_int(&a[n++], dim_history_version(dev->h, i)->last_seen);
-                add_end(&a[n++], &row);
-                pgarray_add_bool(&a[n++], row.current);
-            }
-        }
-        if (devices == 0)
+static void add_panel_version(struct pgarray *v, const struct device *dev,
+                              const struct dim_row *row)
+{
+    const int64_t *attr = row->attrs->v;
+    pgarray_add_int(&v[P_PANEL_VERSION_KEYS], row->key);
+    pgarray_add_int(&v[P_PANEL_VERSION_PANEL_IDS], dev->id.device_id);
+    pgarray_add_int(&v[P_PANEL_VERSION_HOME_IDS], attr[DIM_PANEL_HOME_ID]);
+    pgarray_add_text(&v[P_PANEL_VERSION_NAMES], row->attrs->text, strlen(row->attrs->text));
+    pgarray_add_fixed(&v[P_PANEL_VERSION_CAPACITIES_KWH], attr[DIM_PANEL_CAPACITY_KWH]);
+    pgarray_add_fixed(&v[P_PANEL_VERSION_INTENSITIES_W], attr[DIM_PANEL_INTENSITY_W]);
+    pgarray_add_fixed(&v[P_PANEL_VERSION_TEMPERATURES_C], attr[DIM_PANEL_TEMPERATURE_C]);
+    pgarray_add_int(&v[P_PANEL_VERSION_STARTS], row->start);
+    add_end(&v[P_PANEL_VERSION_ENDS], row);
+    pgarray_add_bool(&v[P_PANEL_VERSION_CURRENT], row->current);
+}
+
+static void add_battery_version(struct pgarray *v, const struct device *dev,
+                                const struct dim_row *row, int64_t last_seen)
+{
+    const int64_t *attr = row->attrs->v;
+    pgarray_add_int(&v[P_BATTERY_VERSION_KEYS], row->key);
+    pgarray_add_int(&v[P_BATTERY_VERSION_HOME_IDS], dev->id.home_id);
+    pgarray_add_int(&v[P_BATTERY_VERSION_BATTERY_IDS], dev->id.device_id);
+    pgarray_add_fixed(&v[P_BATTERY_VERSION_CAPACITIES_KWH], attr[DIM_BATTERY_CAPACITY_KWH]);
+    pgarray_add_fixed(&v[P_BATTERY_VERSION_MAX_CHARGE_SPEEDS_W], attr[DIM_BATTERY_MAX_CHARGE_W]);
+    pgarray_add_fixed(&v[P_BATTERY_VERSION_MAX_OUTPUTS_W], attr[DIM_BATTERY_MAX_OUTPUT_W]);
+    pgarray_add_int(&v[P_BATTERY_VERSION_STARTS], row->start);
+    pgarray_add_int(&v[P_BATTERY_VERSION_LAST_SEEN], last_seen);
+    add_end(&v[P_BATTERY_VERSION_ENDS], row);
+    pgarray_add_bool(&v[P_BATTERY_VERSION_CURRENT], row->current);
+}
+
+static const enum stmt_id delete_versions_stmt[3] = {
+    [DIM_HOME] = STMT_DELETE_HOME_VERSIONS,
+    [DIM_PANEL] = STMT_DELETE_PANEL_VERSIONS,
+    [DIM_BATTERY] = STMT_DELETE_BATTERY_VERSIONS,
+};
+static const enum stmt_id upsert_versions_stmt[3] = {
+    [DIM_HOME] = STMT_UPSERT_HOME_VERSIONS,
+    [DIM_PANEL] = STMT_UPSERT_PANEL_VERSIONS,
+    [DIM_BATTERY] = STMT_UPSERT_BATTERY_VERSIONS,
+};
+
+/* The changed histories of one kind: their versions gone deleted, the others upserted by key. */
+static bool send_versions(struct dimsync *d, enum dim_kind kind, struct db_pipe *pipe,
+                          struct pgarray *versions, struct pgarray *gone)
+{
+    const struct stmt_def *upsert = stmt_get(upsert_versions_stmt[kind]);
+    const struct stmt_def *delete = stmt_get(delete_versions_stmt[kind]);
+    for (size_t i = 0; i < upsert->nparams; i++)
+        pgarray_reset(&versions[i]);
+    for (size_t i = 0; i < delete->nparams; i++)
+        pgarray_reset(&gone[i]);
+    /* The delete's last parameter is the keys that remain; before it, the devices. */
+    struct pgarray *kept = &gone[kind == DIM_BATTERY ? P_DELETE_BATTERY_VERSIONS_KEPT_KEYS
+                                                     : P_DELETE_VERSIONS_KEPT_KEYS];
+    size_t devices = 0;
+    for (struct device *dev = d->devices; dev; dev = dev->hh.next) {
+        if (dev->id.kind != (int32_t)kind || !history_changed(dev))
             continue;
-        d->changed += devices;
-        const char *del_params[3] = {pgarray_finish(del_home), NULL, NULL};
+        devices++;
         if (kind == DIM_BATTERY) {
-            del_params[1] = pgarray_finish(del_device);
-            del_params[2] = pgarray_finish(kept);
+            pgarray_add_int(&gone[P_DELETE_BATTERY_VERSIONS_HOME_IDS], dev->id.home_id);
+            pgarray_add_int(&gone[P_DELETE_BATTERY_VERSIONS_BATTERY_IDS], dev->id.device_id);
         } else {
-            del_params[1] = pgarray_finish(kept);
+            pgarray_add_int(&gone[P_DELETE_VERSIONS_DEVICE_IDS], dev->id.device_id);
         }
-        const char *params[10];
-        for (int i = 0; i < insert_params[kind]; i++)
-            params[i] = pgarray_finish(&a[i]);
-        if (!send(ctx, -1, delete_sql[kind], kind == DIM_BATTERY ? 3 : 2, del_params) ||
-            !send(ctx, -1, insert_sql[kind], insert_params[kind], params))
-            return false;
+        struct dim_row row;
+        for (size_t i = 0; dim_history_row(dev->h, i, &row); i++) {
+            pgarray_add_int(kept, row.key);
+            if (kind == DIM_HOME)
+                add_home_version(versions, dev, &row);
+            else if (kind == DIM_PANEL)
+                add_panel_version(versions, dev, &row);
+            else
+                add_battery_version(versions, dev, &row, dim_history_version(dev->h, i)->last_seen);
+        }
     }
-    if (!d->registry_dirty)
+    if (devices == 0)
         return true;
+    d->changed += devices;
+    const char *gone_values[STMT_MAX_PARAMS], *version_values[STMT_MAX_PARAMS];
+    for (size_t i = 0; i < delete->nparams; i++)
+        gone_values[i] = pgarray_finish(&gone[i]);
+    for (size_t i = 0; i < upsert->nparams; i++)
+        version_values[i] = pgarray_finish(&versions[i]);
+    return db_send(pipe, delete_versions_stmt[kind], gone_values, NULL, NULL) &&
+           db_send(pipe, upsert_versions_stmt[kind], version_values, NULL, NULL);
+}
 
-    /* dim_home_appliances is type 1: the registry as loaded last (the entries now in effect). */
-    struct pgarray *homes = &a[10];
+/* dim_home_appliances is type 1: the registry as loaded last (the entries now in effect). */
+static bool send_appliances(struct dimsync *d, struct db_pipe *pipe, struct pgarray *a,
+                            struct pgarray *homes)
+{
     pgarray_reset(homes);
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < P_APPLIANCE_COUNT; i++)
         pgarray_reset(&a[i]);
     int64_t now = (int64_t)time(NULL);
     for (size_t i = 0; i < registry_home_count(d->reg); i++) {
@@ -602,71 +585,61 @@ bool dimsync_send_dimension_writes(struct dimsync *d, dimsync_send_fn send, void
         pgarray_add_int(homes, home_id);
         for (size_t j = 0; j < home->appliance_count; j++) {
             const struct registry_appliance *ap = &home->appliances[j];
-            pgarray_add_int(&a[0], dim_appliance_key(home_id, ap->name));
-            pgarray_add_int(&a[1], home_id);
-            pgarray_add_text(&a[2], ap->name, strlen(ap->name));
-            pgarray_add_fixed(&a[3], ap->min_w);
-            pgarray_add_fixed(&a[4], ap->max_w);
-            pgarray_add_text(&a[5], ap->usage_time, strlen(ap->usage_time));
+            pgarray_add_int(&a[P_APPLIANCE_KEYS], dim_appliance_key(home_id, ap->name));
+            pgarray_add_int(&a[P_APPLIANCE_HOME_IDS], home_id);
+            pgarray_add_text(&a[P_APPLIANCE_NAMES], ap->name, strlen(ap->name));
+            pgarray_add_fixed(&a[P_APPLIANCE_MINS_W], ap->min_w);
+            pgarray_add_fixed(&a[P_APPLIANCE_MAXS_W], ap->max_w);
+            pgarray_add_text(&a[P_APPLIANCE_USAGE_TIMES], ap->usage_time, strlen(ap->usage_time));
         }
     }
-    const char *del_params[1] = {pgarray_finish(homes)};
-    const char *params[6];
-    for (int i = 0; i < 6; i++)
-        params[i] = pgarray_finish(&a[i]);
-    return send(ctx, -1, "DELETE FROM solarx_wh.dim_home_appliances WHERE home_id = ANY($1::int[])",
-                1, del_params) &&
-           send(ctx, -1,
-                "INSERT INTO solarx_wh.dim_home_appliances (home_appliance_key, home_id, appliance,"
-                " min_consumption_power_wh, max_consumption_power_wh, usage_time)"
-                " SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::numeric[],"
-                "                      $5::numeric[], $6::text[])",
-                6, params);
+    const char *delete[P_DELETE_APPLIANCES_COUNT] = {[P_DELETE_APPLIANCES_HOME_IDS] =
+                                                         pgarray_finish(homes)};
+    const char *insert[P_APPLIANCE_COUNT];
+    for (int i = 0; i < P_APPLIANCE_COUNT; i++)
+        insert[i] = pgarray_finish(&a[i]);
+    return db_send(pipe, STMT_DELETE_APPLIANCES, delete, NULL, NULL) &&
+           db_send(pipe, STMT_INSERT_APPLIANCES, insert, NULL, NULL);
 }
 
-bool dimsync_send_repoints(struct dimsync *d, dimsync_send_fn send, void *ctx, struct pgarray *a)
+bool dimsync_send_dimension_writes(struct dimsync *d, struct db_pipe *pipe, struct pgarray *scratch)
 {
-    /* The version in effect at the window's last reading: the last one starting at or before
-     * it, else (a reading older than every version) the first one -- dim_history_version_at. */
-    static const char *const repoint_sql[3] = {
-        [DIM_HOME] = "UPDATE solarx_wh.fact_home_power_readings f SET home_key ="
-                     " (SELECT d.home_key FROM solarx_wh.dim_home d WHERE d.home_id = f.home_id"
-                     "   ORDER BY d.start_date <= f.last_ts DESC,"
-                     "   CASE WHEN d.start_date <= f.last_ts THEN d.start_date END DESC NULLS LAST,"
-                     "   d.start_date LIMIT 1)"
-                     " WHERE f.home_id = ANY($1::int[])",
-        [DIM_PANEL] =
-            "UPDATE solarx_wh.fact_solar_panel_power_readings f SET solar_panel_key ="
-            " (SELECT d.solar_panel_key FROM solarx_wh.dim_solar_panel d"
-            "   WHERE d.solar_panel_id = f.solar_panel_id"
-            "   ORDER BY d.start_date <= f.last_ts DESC,"
-            "   CASE WHEN d.start_date <= f.last_ts THEN d.start_date END DESC NULLS LAST,"
-            "   d.start_date LIMIT 1)"
-            " WHERE f.solar_panel_id = ANY($1::int[])",
-        [DIM_BATTERY] =
-            "UPDATE solarx_wh.fact_battery_power_readings f SET battery_key ="
-            " (SELECT d.battery_key FROM solarx_wh.dim_battery d"
-            "   WHERE d.home_id = f.home_id AND d.battery_id = f.battery_id"
-            "   ORDER BY d.start_date <= f.last_ts DESC,"
-            "   CASE WHEN d.start_date <= f.last_ts THEN d.start_date END DESC NULLS LAST,"
-            "   d.start_date LIMIT 1)"
-            " WHERE (f.home_id, f.battery_id) IN (SELECT * FROM unnest($1::int[], $2::int[]))",
+    struct pgarray *versions = scratch, *gone = scratch + STMT_MAX_PARAMS;
+    for (int kind = DIM_HOME; kind <= DIM_BATTERY; kind++)
+        if (!send_versions(d, (enum dim_kind)kind, pipe, versions, gone))
+            return false;
+    return !d->registry_dirty || send_appliances(d, pipe, versions, gone);
+}
+
+bool dimsync_send_repoints(struct dimsync *d, struct db_pipe *pipe, struct pgarray *scratch)
+{
+    static const enum stmt_id repoint_stmt[3] = {
+        [DIM_HOME] = STMT_REPOINT_HOME_FACTS,
+        [DIM_PANEL] = STMT_REPOINT_PANEL_FACTS,
+        [DIM_BATTERY] = STMT_REPOINT_BATTERY_FACTS,
     };
-    for (int kind = 0; kind < 3; kind++) {
-        pgarray_reset(&a[0]);
-        pgarray_reset(&a[1]);
-        size_t devices = 0;
+    for (int kind = DIM_HOME; kind <= DIM_BATTERY; kind++) {
+        struct pgarray *homes = &scratch[0], *devices = &scratch[1];
+        pgarray_reset(homes);
+        pgarray_reset(devices);
+        size_t count = 0;
         for (struct device *dev = d->devices; dev; dev = dev->hh.next) {
             if (dev->id.kind != kind || !versions_changed(dev))
                 continue;
-            devices++;
-            pgarray_add_int(&a[0], kind == DIM_BATTERY ? dev->id.home_id : dev->id.device_id);
-            pgarray_add_int(&a[1], dev->id.device_id);
+            count++;
+            pgarray_add_int(homes, dev->id.home_id);
+            pgarray_add_int(devices, dev->id.device_id);
         }
-        if (devices == 0)
+        if (count == 0)
             continue;
-        const char *params[2] = {pgarray_finish(&a[0]), pgarray_finish(&a[1])};
-        if (!send(ctx, -1, repoint_sql[kind], kind == DIM_BATTERY ? 2 : 1, params))
+        const char *values[STMT_MAX_PARAMS];
+        if (kind == DIM_BATTERY) {
+            values[P_REPOINT_BATTERY_HOME_IDS] = pgarray_finish(homes);
+            values[P_REPOINT_BATTERY_BATTERY_IDS] = pgarray_finish(devices);
+        } else {
+            values[P_REPOINT_DEVICE_IDS] = pgarray_finish(devices);
+        }
+        if (!db_send(pipe, repoint_stmt[kind], values, NULL, NULL))
             return false;
     }
     return true;

@@ -18,6 +18,7 @@
 #include "solarx/flush.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,9 +27,11 @@
 
 #include "solarx/claims.h"
 #include "solarx/copytext.h"
+#include "solarx/dbpipe.h"
 #include "solarx/dimsync.h"
 #include "solarx/log.h"
 #include "solarx/pgarray.h"
+#include "solarx/statements.h"
 
 /* Advisory lock namespace: pg_advisory_xact_lock(LOCK_CLASS + kind, window start / 60). */
 #define LOCK_CLASS 735800
@@ -41,17 +44,21 @@ enum raw_step { RAW_SAVEPOINT, RAW_COPY, RAW_ROLLBACK, RAW_INSERT, RAW_COMMIT };
 /* CopyData messages are at most this long (libpq queues them; the socket drains as it can). */
 #define COPY_CHUNK (256 * 1024)
 
-/* What each query of the phase B pipeline is, to read its result. */
-enum query_tag { Q_OTHER, Q_PARTITIONS, Q_FACT, Q_DEAD, Q_OFFSETS, Q_DIM, Q_RETENTION };
-
-/* Base of the tags dimsync gives its queries (kept in kinds[]). */
-#define DIM_TAG_BASE 100
+/* A query of the phase's pipeline: its statement and where its result goes. */
+struct pending_query {
+    enum stmt_id stmt;
+    db_result_fn on_result; /* NULL: the result is not read */
+    void *ctx;
+    const char *what; /* names a bad result in the error ("dimensions"), or NULL */
+};
 
 #define MAX_QUERIES 40
-#define MAX_PARAMS 20
+#define SCRATCH_ARRAYS (2 * STMT_MAX_PARAMS)
 #define KNOWN_DAYS_MAX 64
 
 struct flusher {
+    struct db_pipe pipe;     /* the flusher's own queries */
+    struct db_pipe dim_pipe; /* dimsync's queries */
     const struct config *cfg;
     const struct clock_zone *zone;
     char *offsets_group;
@@ -74,8 +81,7 @@ struct flusher {
     size_t accepted_cap;
     size_t window_count;
 
-    enum query_tag tags[MAX_QUERIES];
-    int kinds[MAX_QUERIES];
+    struct pending_query queries[MAX_QUERIES];
     int query_count; /* sent in this phase */
     int query_index; /* whose results are being read */
     bool want_write;
@@ -97,157 +103,21 @@ struct flusher {
     enum raw_step raw_step; /* phase C: the command in flight */
     bool raw_conflict;      /* phase C: the COPY met a stored row (unique violation) */
 
-    struct pgarray arrays[MAX_PARAMS];
+    struct pgarray arrays[SCRATCH_ARRAYS];
     struct timespec started;
     struct flush_stats stats;
     char error[1024];
 };
 
-static const char *const select_sql[READING_KIND_COUNT] = {
-    [READING_HOME] =
-        "SELECT f.home_id, f.home_id, extract(epoch FROM f.date_key)::bigint, f.consumption_wh,"
-        " f.readings_count, f.min_consumption_wh, f.max_consumption_wh,"
-        " extract(epoch FROM f.first_ts)::bigint, extract(epoch FROM f.last_ts)::bigint,"
-        " 0, f.last_accumulated_wh, 0, 0, 0, false, 'ideal', f.seconds_seen, f.window_seconds"
-        " FROM unnest($1::int[], $2::int[], $3::bigint[]) AS k(home_id, device_id, start)"
-        " JOIN solarx_wh.fact_home_power_readings f"
-        "   ON f.home_id = k.home_id AND f.date_key = to_timestamp(k.start)",
-    [READING_SOLAR] =
-        "SELECT f.home_id, f.solar_panel_id, extract(epoch FROM f.date_key)::bigint,"
-        " f.generation_power_wh, f.readings_count, f.min_generation_wh, f.max_generation_wh,"
-        " extract(epoch FROM f.first_ts)::bigint, extract(epoch FROM f.last_ts)::bigint,"
-        " 0, f.last_accumulated_wh, 0, 0, 0, false, 'ideal', f.seconds_seen, f.window_seconds"
-        " FROM unnest($1::int[], $2::int[], $3::bigint[]) AS k(home_id, device_id, start)"
-        " JOIN solarx_wh.fact_solar_panel_power_readings f"
-        "   ON f.solar_panel_id = k.device_id AND f.date_key = to_timestamp(k.start)",
-    [READING_BATTERY] =
-        "SELECT f.home_id, f.battery_id, extract(epoch FROM f.date_key)::bigint, 0,"
-        " f.readings_count, f.min_energy_wh, f.max_energy_wh,"
-        " extract(epoch FROM f.first_ts)::bigint, extract(epoch FROM f.last_ts)::bigint,"
-        " f.current_energy_wh, 0, f.capacity_kwh, f.max_charge_speed_w, f.max_output_w,"
-        " f.is_charging, f.status, f.seconds_seen, f.window_seconds"
-        " FROM unnest($1::int[], $2::int[], $3::bigint[]) AS k(home_id, device_id, start)"
-        " JOIN solarx_wh.fact_battery_power_readings f"
-        "   ON f.home_id = k.home_id AND f.battery_id = k.device_id"
-        "  AND f.date_key = to_timestamp(k.start)",
-};
-
-static const char *const raw_sql[READING_KIND_COUNT] = {
-    [READING_HOME] =
-        "INSERT INTO solarx_raw.home_power_readings"
-        " (home_id, ts, consumption_wh, accumulated_wh, src_partition, src_offset)"
-        " SELECT h, to_timestamp(t), e, a, p, o"
-        " FROM unnest($1::int[], $2::bigint[], $3::numeric[], $4::numeric[], $5::int[],"
-        "             $6::bigint[]) AS u(h, t, e, a, p, o)"
-        " ON CONFLICT DO NOTHING",
-    [READING_SOLAR] =
-        "INSERT INTO solarx_raw.solar_panel_readings"
-        " (panel_id, ts, home_id, generation_wh, accumulated_wh, src_partition, src_offset)"
-        " SELECT d, to_timestamp(t), h, e, a, p, o"
-        " FROM unnest($1::int[], $2::bigint[], $3::int[], $4::numeric[], $5::numeric[],"
-        "             $6::int[], $7::bigint[]) AS u(d, t, h, e, a, p, o)"
-        " ON CONFLICT DO NOTHING",
-    [READING_BATTERY] =
-        "INSERT INTO solarx_raw.battery_readings"
-        " (home_id, battery_id, ts, battery_name, capacity_kwh, max_charge_speed_w,"
-        "  current_energy_wh, is_charging, status, max_output_w, src_partition, src_offset)"
-        " SELECT h, d, to_timestamp(t), 'battery_' || d, c, s, e, ch, st, mo, p, o"
-        " FROM unnest($1::int[], $2::int[], $3::bigint[], $4::numeric[], $5::numeric[],"
-        "             $6::numeric[], $7::bool[], $8::text[], $9::numeric[], $10::int[],"
-        "             $11::bigint[]) AS u(h, d, t, c, s, e, ch, st, mo, p, o)"
-        " ON CONFLICT DO NOTHING",
-};
-
-/* The same columns by COPY (text format, rows from add_copy_row). */
-static const char *const copy_sql[READING_KIND_COUNT] = {
-    [READING_HOME] = "COPY solarx_raw.home_power_readings"
-                     " (home_id, ts, consumption_wh, accumulated_wh, src_partition, src_offset)"
-                     " FROM STDIN",
-    [READING_SOLAR] = "COPY solarx_raw.solar_panel_readings"
-                      " (panel_id, ts, home_id, generation_wh, accumulated_wh, src_partition,"
-                      "  src_offset) FROM STDIN",
-    [READING_BATTERY] = "COPY solarx_raw.battery_readings"
-                        " (home_id, battery_id, ts, battery_name, capacity_kwh, max_charge_speed_w,"
-                        "  current_energy_wh, is_charging, status, max_output_w, src_partition,"
-                        "  src_offset) FROM STDIN",
-};
-
 #define UNIQUE_VIOLATION_SQLSTATE "23505"
 
-static const char *const fact_sql[READING_KIND_COUNT] = {
-    [READING_HOME] =
-        "INSERT INTO solarx_wh.fact_home_power_readings AS f"
-        " (home_id, date_key, consumption_wh, readings_count, min_consumption_wh,"
-        "  max_consumption_wh, last_accumulated_wh, first_ts, last_ts, window_seconds,"
-        "  seconds_seen, home_key)"
-        " SELECT h, to_timestamp(s), sm, c, mn, mx, la, to_timestamp(ft), to_timestamp(lt),"
-        "        $10::int, seen, k"
-        " FROM unnest($1::int[], $2::bigint[], $3::numeric[], $4::int[], $5::numeric[],"
-        "             $6::numeric[], $7::numeric[], $8::bigint[], $9::bigint[], $11::bytea[],"
-        "             $12::bigint[]) AS u(h, s, sm, c, mn, mx, la, ft, lt, seen, k)"
-        " ON CONFLICT (home_id, date_key) DO UPDATE SET home_key = EXCLUDED.home_key,"
-        "  consumption_wh = EXCLUDED.consumption_wh, readings_count = EXCLUDED.readings_count,"
-        "  min_consumption_wh = EXCLUDED.min_consumption_wh,"
-        "  max_consumption_wh = EXCLUDED.max_consumption_wh,"
-        "  last_accumulated_wh = EXCLUDED.last_accumulated_wh, first_ts = EXCLUDED.first_ts,"
-        "  last_ts = EXCLUDED.last_ts, window_seconds = EXCLUDED.window_seconds,"
-        "  seconds_seen = EXCLUDED.seconds_seen, updated_at = now()",
-    [READING_SOLAR] =
-        "INSERT INTO solarx_wh.fact_solar_panel_power_readings AS f"
-        " (solar_panel_id, date_key, home_id, generation_power_wh, readings_count,"
-        "  min_generation_wh, max_generation_wh, last_accumulated_wh, first_ts, last_ts,"
-        "  window_seconds, seconds_seen, solar_panel_key)"
-        " SELECT d, to_timestamp(s), h, sm, c, mn, mx, la, to_timestamp(ft), to_timestamp(lt),"
-        "        $11::int, seen, k"
-        " FROM unnest($1::int[], $2::bigint[], $3::int[], $4::numeric[], $5::int[],"
-        "             $6::numeric[], $7::numeric[], $8::numeric[], $9::bigint[], $10::bigint[],"
-        "             $12::bytea[], $13::bigint[]) AS u(d, s, h, sm, c, mn, mx, la, ft, lt, seen, "
-        "k)"
-        " ON CONFLICT (solar_panel_id, date_key) DO UPDATE SET home_id = EXCLUDED.home_id,"
-        "  solar_panel_key = EXCLUDED.solar_panel_key,"
-        "  generation_power_wh = EXCLUDED.generation_power_wh,"
-        "  readings_count = EXCLUDED.readings_count,"
-        "  min_generation_wh = EXCLUDED.min_generation_wh,"
-        "  max_generation_wh = EXCLUDED.max_generation_wh,"
-        "  last_accumulated_wh = EXCLUDED.last_accumulated_wh, first_ts = EXCLUDED.first_ts,"
-        "  last_ts = EXCLUDED.last_ts, window_seconds = EXCLUDED.window_seconds,"
-        "  seconds_seen = EXCLUDED.seconds_seen, updated_at = now()",
-    [READING_BATTERY] =
-        "INSERT INTO solarx_wh.fact_battery_power_readings AS f"
-        " (home_id, battery_id, date_key, current_energy_wh, is_charging, status, capacity_kwh,"
-        "  max_charge_speed_w, max_output_w, min_energy_wh, max_energy_wh, readings_count,"
-        "  first_ts, last_ts, window_seconds, seconds_seen, battery_key)"
-        " SELECT h, d, to_timestamp(s), e, ch, st, c, sp, mo, mn, mx, n, to_timestamp(ft),"
-        "        to_timestamp(lt), $15::int, seen, k"
-        " FROM unnest($1::int[], $2::int[], $3::bigint[], $4::numeric[], $5::bool[],"
-        "             $6::text[], $7::numeric[], $8::numeric[], $9::numeric[], $10::numeric[],"
-        "             $11::numeric[], $12::int[], $13::bigint[], $14::bigint[], $16::bytea[],"
-        "             $17::bigint[]) AS u(h, d, s, e, ch, st, c, sp, mo, mn, mx, n, ft, lt, seen, "
-        "k)"
-        " ON CONFLICT (home_id, battery_id, date_key) DO UPDATE SET battery_key = "
-        "EXCLUDED.battery_key,"
-        "  current_energy_wh = EXCLUDED.current_energy_wh, is_charging = EXCLUDED.is_charging,"
-        "  status = EXCLUDED.status, capacity_kwh = EXCLUDED.capacity_kwh,"
-        "  max_charge_speed_w = EXCLUDED.max_charge_speed_w,"
-        "  max_output_w = EXCLUDED.max_output_w, min_energy_wh = EXCLUDED.min_energy_wh,"
-        "  max_energy_wh = EXCLUDED.max_energy_wh, readings_count = EXCLUDED.readings_count,"
-        "  first_ts = EXCLUDED.first_ts, last_ts = EXCLUDED.last_ts,"
-        "  window_seconds = EXCLUDED.window_seconds, seconds_seen = EXCLUDED.seconds_seen,"
-        "  updated_at = now()",
-};
-
-static const char dead_letter_sql[] =
-    "INSERT INTO solarx_raw.dead_letters"
-    " (topic, \"partition\", \"offset\", key, payload, reason, error, source, payload_bytes,"
-    "  payload_sha256)"
-    " SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bytea[], $5::bytea[],"
-    "                      $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bytea[])"
-    " ON CONFLICT DO NOTHING";
-
-/* Raises SQLSTATE FENCED_SQLSTATE when a partition is no longer held under its epoch. */
-static const char offsets_sql[] =
-    "SELECT solarx_meta.store_offsets($1, $2::text[], $3::int[], $4::bigint[], $5::bigint[])";
+/* STMT_STORE_OFFSETS raises it when a partition is no longer held under its epoch. */
 #define FENCED_SQLSTATE "SXFEN"
+
+static bool pipe_send(struct db_pipe *pipe, enum stmt_id stmt, const char *const *values,
+                      db_result_fn on_result, void *ctx);
+static bool dim_pipe_send(struct db_pipe *pipe, enum stmt_id stmt, const char *const *values,
+                          db_result_fn on_result, void *ctx);
 
 struct flusher *flusher_new(const struct config *cfg, const struct clock_zone *zone,
                             const char *offsets_group)
@@ -258,6 +128,8 @@ struct flusher *flusher_new(const struct config *cfg, const struct clock_zone *z
     f->cfg = cfg;
     f->zone = zone;
     f->offsets_group = offsets_group ? strdup(offsets_group) : NULL;
+    f->pipe.send = pipe_send;
+    f->dim_pipe.send = dim_pipe_send;
     return f;
 }
 
@@ -284,7 +156,7 @@ void flusher_destroy(struct flusher *f)
     free(f->pending_days);
     if (f->conn)
         PQfinish(f->conn);
-    for (int i = 0; i < MAX_PARAMS; i++)
+    for (int i = 0; i < SCRATCH_ARRAYS; i++)
         pgarray_free(&f->arrays[i]);
     copytext_free(&f->copy);
     free(f->offsets_group);
@@ -446,34 +318,48 @@ static enum flush_progress fail_flush(struct flusher *f)
     return f->fenced ? FLUSH_FENCED : FLUSH_FAILED;
 }
 
+static void add_key(struct pgarray *a, int64_t key)
+{
+    if (key)
+        pgarray_add_int(a, key);
+    else
+        pgarray_add_null(a);
+}
+
 static struct pgarray *arr(struct flusher *f, int i)
 {
     pgarray_reset(&f->arrays[i]);
     return &f->arrays[i];
 }
 
-static bool send_query(struct flusher *f, enum query_tag tag, int kind, const char *sql,
-                       int nparams, const char *const *values)
+static bool send_query(struct flusher *f, enum stmt_id stmt, const char *const *values,
+                       db_result_fn on_result, void *ctx, const char *what)
 {
     if (f->query_count >= MAX_QUERIES) {
         set_error(f, "internal", "too many queries in one pipeline");
         return false;
     }
-    if (!PQsendQueryParams(f->conn, sql, nparams, NULL, values, NULL, NULL, 0)) {
+    const struct stmt_def *s = stmt_get(stmt);
+    if (!PQsendQueryParams(f->conn, s->sql, (int)s->nparams, NULL, values, NULL, NULL, 0)) {
         set_error(f, "sending a query", PQerrorMessage(f->conn));
         return false;
     }
-    f->tags[f->query_count] = tag;
-    f->kinds[f->query_count] = kind;
-    f->query_count++;
+    f->queries[f->query_count++] = (struct pending_query){stmt, on_result, ctx, what};
     return true;
 }
 
-static bool send_for_dims(void *ctx, int tag, const char *sql, int nparams,
-                          const char *const *values)
+static bool pipe_send(struct db_pipe *pipe, enum stmt_id stmt, const char *const *values,
+                      db_result_fn on_result, void *ctx)
 {
-    struct flusher *f = ctx;
-    return send_query(f, tag >= 0 ? Q_DIM : Q_OTHER, tag, sql, nparams, values);
+    struct flusher *f = (struct flusher *)((char *)pipe - offsetof(struct flusher, pipe));
+    return send_query(f, stmt, values, on_result, ctx, NULL);
+}
+
+static bool dim_pipe_send(struct db_pipe *pipe, enum stmt_id stmt, const char *const *values,
+                          db_result_fn on_result, void *ctx)
+{
+    struct flusher *f = (struct flusher *)((char *)pipe - offsetof(struct flusher, dim_pipe));
+    return send_query(f, stmt, values, on_result, ctx, "dimensions");
 }
 
 /* Ends the phase's pipeline and pushes what libpq buffered. */
@@ -497,6 +383,119 @@ static int compare_lock(const void *a, const void *b)
 {
     const int64_t *x = a, *y = b;
     return (*x > *y) - (*x < *y);
+}
+
+static bool parse_fixed(PGresult *res, int row, int col, fixed_t *out)
+{
+    return fixed_parse(PQgetvalue(res, row, col), out);
+}
+
+/* Loads the stored rows of one kind (STMT_STORED_*_WINDOWS) into f->states. */
+static bool load_stored_states(struct flusher *f, PGresult *res, int kind)
+{
+    for (int row = 0; row < PQntuples(res); row++) {
+        int32_t home_id = atoi(PQgetvalue(res, row, C_STORED_HOME_ID));
+        int32_t device_id = atoi(PQgetvalue(res, row, C_STORED_DEVICE_ID));
+        int64_t start = atoll(PQgetvalue(res, row, C_STORED_START));
+        /* Solar windows are keyed by panel alone (the fact's key), see merge_batch. */
+        struct window_key key = window_key_make(
+            (enum reading_kind)kind, kind == READING_SOLAR ? 0 : home_id, device_id, start);
+        long i = batch_find_window(f->windows, f->window_count, &key);
+        if (i < 0)
+            continue;
+        if (atoi(PQgetvalue(res, row, C_STORED_WINDOW_SECONDS)) != f->batch->window_seconds) {
+            set_error(f, "stored window",
+                      "a fact row has a different window_seconds than window_minutes configures; "
+                      "the grain of an existing warehouse cannot change");
+            return false;
+        }
+        struct window_state *w = &f->states[i];
+        bool ok = parse_fixed(res, row, C_STORED_SUM_WH, &w->sum_wh) &&
+                  parse_fixed(res, row, C_STORED_MIN_WH, &w->min_wh) &&
+                  parse_fixed(res, row, C_STORED_MAX_WH, &w->max_wh) &&
+                  parse_fixed(res, row, C_STORED_LAST_ENERGY_WH, &w->last_energy_wh) &&
+                  parse_fixed(res, row, C_STORED_LAST_ACCUMULATED_WH, &w->last_accumulated_wh) &&
+                  parse_fixed(res, row, C_STORED_CAPACITY_KWH, &w->last_capacity_kwh) &&
+                  parse_fixed(res, row, C_STORED_MAX_CHARGE_SPEED_W, &w->last_max_charge_speed_w) &&
+                  parse_fixed(res, row, C_STORED_MAX_OUTPUT_W, &w->last_max_output_w) &&
+                  window_seen_from_hex(w, PQgetvalue(res, row, C_STORED_SECONDS_SEEN));
+        w->readings_count = atoi(PQgetvalue(res, row, C_STORED_READINGS_COUNT));
+        w->first_ts = atoll(PQgetvalue(res, row, C_STORED_FIRST_TS));
+        w->last_ts = atoll(PQgetvalue(res, row, C_STORED_LAST_TS));
+        w->last_is_charging = PQgetvalue(res, row, C_STORED_IS_CHARGING)[0] == 't';
+        const char *status = PQgetvalue(res, row, C_STORED_STATUS);
+        w->last_status = strcmp(status, "charging") == 0      ? BATTERY_CHARGING
+                         : strcmp(status, "discharging") == 0 ? BATTERY_DISCHARGING
+                                                              : BATTERY_IDLE;
+        if (kind == READING_SOLAR)
+            f->solar_home[i] = home_id;
+        if (!ok || !window_state_is_consistent(w)) {
+            char what[160];
+            snprintf(what, sizeof(what), "stored %s window %d/%d at %lld", reading_kind_name(kind),
+                     home_id, device_id, (long long)start);
+            set_error(f, what, "row is inconsistent with its seconds_seen bitmap");
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Result handlers of the phase's queries (each records its own error with set_error). */
+static bool take_stored_home_windows(void *ctx, PGresult *res, char *errstr, size_t size)
+{
+    return load_stored_states(ctx, res, READING_HOME);
+}
+
+static bool take_stored_solar_windows(void *ctx, PGresult *res, char *errstr, size_t size)
+{
+    return load_stored_states(ctx, res, READING_SOLAR);
+}
+
+static bool take_stored_battery_windows(void *ctx, PGresult *res, char *errstr, size_t size)
+{
+    return load_stored_states(ctx, res, READING_BATTERY);
+}
+
+static size_t command_rows(PGresult *res)
+{
+    return strtoul(PQcmdTuples(res), NULL, 10);
+}
+
+static size_t first_value(PGresult *res, int column)
+{
+    return strtoul(PQgetvalue(res, 0, column), NULL, 10);
+}
+
+static bool take_windows_written(void *ctx, PGresult *res, char *errstr, size_t size)
+{
+    ((struct flusher *)ctx)->stats.windows_written += command_rows(res);
+    return true;
+}
+
+static bool take_dead_letters(void *ctx, PGresult *res, char *errstr, size_t size)
+{
+    ((struct flusher *)ctx)->stats.dead_letters += command_rows(res);
+    return true;
+}
+
+static bool take_offsets(void *ctx, PGresult *res, char *errstr, size_t size)
+{
+    ((struct flusher *)ctx)->stats.offsets += first_value(res, C_OFFSETS_STORED);
+    return true;
+}
+
+static bool take_partitions_created(void *ctx, PGresult *res, char *errstr, size_t size)
+{
+    ((struct flusher *)ctx)->stats.partitions_created +=
+        first_value(res, C_ENSURE_PARTITIONS_CREATED);
+    return true;
+}
+
+static bool take_partitions_dropped(void *ctx, PGresult *res, char *errstr, size_t size)
+{
+    ((struct flusher *)ctx)->stats.partitions_dropped +=
+        first_value(res, C_DROP_PARTITIONS_DROPPED);
+    return true;
 }
 
 /* Phase A: BEGIN, the window locks, and the stored state of every window of the batch. */
@@ -523,16 +522,21 @@ static bool send_lock_and_read(struct flusher *f)
     free(locks);
 
     f->query_count = 0;
-    const char *lock_params[2] = {pgarray_finish(classes), pgarray_finish(objects)};
+    const char *locks_values[P_LOCK_WINDOWS_COUNT] = {
+        [P_LOCK_WINDOWS_CLASSES] = pgarray_finish(classes),
+        [P_LOCK_WINDOWS_OBJECTS] = pgarray_finish(objects),
+    };
     /* Lock order, the same in every writer: registry, windows (sorted), battery homes (sorted). */
-    if (!send_query(f, Q_OTHER, -1, "BEGIN", 0, NULL) ||
-        !dimsync_send_lock(f->dims, send_for_dims, f, DIM_TAG_BASE) ||
-        !send_query(f, Q_OTHER, -1,
-                    "SELECT count(pg_advisory_xact_lock(c, o))"
-                    " FROM unnest($1::int[], $2::int[]) AS u(c, o)",
-                    2, lock_params) ||
-        !dimsync_send_reads(f->dims, send_for_dims, f, DIM_TAG_BASE, &f->arrays[5]))
+    if (!db_send(&f->pipe, STMT_BEGIN, NULL, NULL, NULL) ||
+        !dimsync_send_lock(f->dims, &f->dim_pipe) ||
+        !db_send(&f->pipe, STMT_LOCK_WINDOWS, locks_values, NULL, NULL) ||
+        !dimsync_send_reads(f->dims, &f->dim_pipe, &f->arrays[5]))
         return false;
+    static db_result_fn const take_stored[READING_KIND_COUNT] = {
+        [READING_HOME] = take_stored_home_windows,
+        [READING_SOLAR] = take_stored_solar_windows,
+        [READING_BATTERY] = take_stored_battery_windows,
+    };
     for (int kind = 0; kind < READING_KIND_COUNT; kind++) {
         struct pgarray *homes = arr(f, 2), *devices = arr(f, 3), *starts = arr(f, 4);
         for (size_t i = 0; i < n; i++) {
@@ -543,66 +547,15 @@ static bool send_lock_and_read(struct flusher *f)
             pgarray_add_int(devices, k->device_id);
             pgarray_add_int(starts, k->start);
         }
-        const char *params[3] = {pgarray_finish(homes), pgarray_finish(devices),
-                                 pgarray_finish(starts)};
-        if (!send_query(f, Q_OTHER, kind, select_sql[kind], 3, params))
+        const char *keys[P_WINDOW_KEYS_COUNT] = {
+            [P_WINDOW_KEYS_HOME_IDS] = pgarray_finish(homes),
+            [P_WINDOW_KEYS_DEVICE_IDS] = pgarray_finish(devices),
+            [P_WINDOW_KEYS_STARTS] = pgarray_finish(starts),
+        };
+        if (!db_send(&f->pipe, STMT_STORED_HOME_WINDOWS + kind, keys, take_stored[kind], f))
             return false;
     }
     return sync_and_flush(f);
-}
-
-static bool parse_fixed(PGresult *res, int row, int col, fixed_t *out)
-{
-    return fixed_parse(PQgetvalue(res, row, col), out);
-}
-
-/* Loads the stored rows of one kind into f->states. */
-static bool load_stored_states(struct flusher *f, PGresult *res, int kind)
-{
-    for (int row = 0; row < PQntuples(res); row++) {
-        int32_t home_id = atoi(PQgetvalue(res, row, 0));
-        int32_t device_id = atoi(PQgetvalue(res, row, 1));
-        int64_t start = atoll(PQgetvalue(res, row, 2));
-        /* Solar windows are keyed by panel alone (the fact's key), see merge_batch. */
-        struct window_key key = window_key_make(
-            (enum reading_kind)kind, kind == READING_SOLAR ? 0 : home_id, device_id, start);
-        long i = batch_find_window(f->windows, f->window_count, &key);
-        if (i < 0)
-            continue;
-        if (atoi(PQgetvalue(res, row, 17)) != f->batch->window_seconds) {
-            set_error(f, "stored window",
-                      "a fact row has a different window_seconds than window_minutes configures; "
-                      "the grain of an existing warehouse cannot change");
-            return false;
-        }
-        struct window_state *w = &f->states[i];
-        bool ok = parse_fixed(res, row, 3, &w->sum_wh) && parse_fixed(res, row, 5, &w->min_wh) &&
-                  parse_fixed(res, row, 6, &w->max_wh) &&
-                  parse_fixed(res, row, 9, &w->last_energy_wh) &&
-                  parse_fixed(res, row, 10, &w->last_accumulated_wh) &&
-                  parse_fixed(res, row, 11, &w->last_capacity_kwh) &&
-                  parse_fixed(res, row, 12, &w->last_max_charge_speed_w) &&
-                  parse_fixed(res, row, 13, &w->last_max_output_w) &&
-                  window_seen_from_hex(w, PQgetvalue(res, row, 16));
-        w->readings_count = atoi(PQgetvalue(res, row, 4));
-        w->first_ts = atoll(PQgetvalue(res, row, 7));
-        w->last_ts = atoll(PQgetvalue(res, row, 8));
-        w->last_is_charging = PQgetvalue(res, row, 14)[0] == 't';
-        const char *status = PQgetvalue(res, row, 15);
-        w->last_status = strcmp(status, "charging") == 0      ? BATTERY_CHARGING
-                         : strcmp(status, "discharging") == 0 ? BATTERY_DISCHARGING
-                                                              : BATTERY_IDLE;
-        if (kind == READING_SOLAR)
-            f->solar_home[i] = home_id;
-        if (!ok || !window_state_is_consistent(w)) {
-            char what[160];
-            snprintf(what, sizeof(what), "stored %s window %d/%d at %lld", reading_kind_name(kind),
-                     home_id, device_id, (long long)start);
-            set_error(f, what, "row is inconsistent with its seconds_seen bitmap");
-            return false;
-        }
-    }
-    return true;
 }
 
 static int64_t floor_day(int64_t ts)
@@ -672,10 +625,8 @@ static bool retention(struct flusher *f, int64_t max_ts)
         return true; /* the archiver drops each day once its archive is durable (archive.c) */
     char horizon[24];
     snprintf(horizon, sizeof(horizon), "%lld", (long long)f->raw_horizon);
-    const char *params[1] = {horizon};
-    return send_query(f, Q_RETENTION, -1,
-                      "SELECT solarx_raw.drop_partitions_before(to_timestamp($1::bigint))", 1,
-                      params);
+    const char *values[P_DROP_PARTITIONS_COUNT] = {[P_DROP_PARTITIONS_HORIZON] = horizon};
+    return db_send(&f->pipe, STMT_DROP_RAW_PARTITIONS, values, take_partitions_dropped, f);
 }
 
 static int compare_day(const void *a, const void *b)
@@ -770,11 +721,9 @@ static bool send_partitions_and_dates(struct flusher *f)
         struct pgarray *days = arr(f, 0);
         for (size_t i = 0; i < f->pending_day_count; i++)
             pgarray_add_int(days, f->pending_days[i]);
-        const char *params[1] = {pgarray_finish(days)};
-        if (!send_query(f, Q_PARTITIONS, -1,
-                        "SELECT solarx_raw.ensure_partitions_for_days(ARRAY("
-                        "SELECT date '1970-01-01' + d FROM unnest($1::int[]) AS d))",
-                        1, params))
+        const char *values[P_ENSURE_PARTITIONS_COUNT] = {[P_ENSURE_PARTITIONS_DAYS] =
+                                                             pgarray_finish(days)};
+        if (!db_send(&f->pipe, STMT_ENSURE_RAW_PARTITIONS, values, take_partitions_created, f))
             return false;
     }
     struct pgarray *starts = arr(f, 0);
@@ -783,11 +732,12 @@ static bool send_partitions_and_dates(struct flusher *f)
             pgarray_add_int(starts, f->windows[i]->key.start);
     char minutes[16];
     snprintf(minutes, sizeof(minutes), "%d", f->batch->window_seconds / 60);
-    const char *params[3] = {pgarray_finish(starts), clock_zone_name(f->zone), minutes};
-    return send_query(f, Q_OTHER, -1,
-                      "SELECT solarx_wh.ensure_dates(ARRAY(SELECT to_timestamp(s)"
-                      " FROM unnest($1::bigint[]) AS s), $2, $3::int)",
-                      3, params);
+    const char *values[P_ENSURE_DATES_COUNT] = {
+        [P_ENSURE_DATES_STARTS] = pgarray_finish(starts),
+        [P_ENSURE_DATES_ZONE] = clock_zone_name(f->zone),
+        [P_ENSURE_DATES_MINUTES] = minutes,
+    };
+    return db_send(&f->pipe, STMT_ENSURE_DATES, values, NULL, NULL);
 }
 
 /* Calls fn for every raw row of one kind: the readings merge_batch accepted, unless older than
@@ -816,7 +766,7 @@ static void each_raw_row(struct flusher *f, int kind, raw_row_fn fn, bool count_
     }
 }
 
-/* One raw row in COPY text form, the columns of copy_sql. */
+/* One raw row in COPY text form, the columns of STMT_COPY_*_RAW. */
 static void add_copy_row(struct flusher *f, int kind, const struct batch_reading *item)
 {
     struct copytext *c = &f->copy;
@@ -850,105 +800,134 @@ static void add_copy_row(struct flusher *f, int kind, const struct batch_reading
     copytext_end_row(c);
 }
 
-static const int raw_param_count[READING_KIND_COUNT] = {6, 7, 11};
-
-/* One raw row as elements of raw_sql's array parameters (f->arrays). */
+/* One raw row as elements of STMT_INSERT_*_RAW's array parameters (f->arrays). */
 static void add_array_row(struct flusher *f, int kind, const struct batch_reading *item)
 {
     struct pgarray *a = f->arrays;
     const struct reading *r = &item->r;
     if (kind == READING_HOME) {
-        pgarray_add_int(&a[0], r->home_id);
-        pgarray_add_int(&a[1], r->ts);
-        pgarray_add_fixed(&a[2], r->energy_wh);
-        pgarray_add_fixed(&a[3], r->accumulated_wh);
+        pgarray_add_int(&a[P_HOME_RAW_HOME_IDS], r->home_id);
+        pgarray_add_int(&a[P_HOME_RAW_TS], r->ts);
+        pgarray_add_fixed(&a[P_HOME_RAW_CONSUMPTIONS_WH], r->energy_wh);
+        pgarray_add_fixed(&a[P_HOME_RAW_ACCUMULATED_WH], r->accumulated_wh);
+        pgarray_add_int(&a[P_HOME_RAW_PARTITIONS], item->partition);
+        pgarray_add_int(&a[P_HOME_RAW_OFFSETS], item->offset);
     } else if (kind == READING_SOLAR) {
-        pgarray_add_int(&a[0], r->device_id);
-        pgarray_add_int(&a[1], r->ts);
-        pgarray_add_int(&a[2], r->home_id);
-        pgarray_add_fixed(&a[3], r->energy_wh);
-        pgarray_add_fixed(&a[4], r->accumulated_wh);
+        pgarray_add_int(&a[P_SOLAR_RAW_PANEL_IDS], r->device_id);
+        pgarray_add_int(&a[P_SOLAR_RAW_TS], r->ts);
+        pgarray_add_int(&a[P_SOLAR_RAW_HOME_IDS], r->home_id);
+        pgarray_add_fixed(&a[P_SOLAR_RAW_GENERATIONS_WH], r->energy_wh);
+        pgarray_add_fixed(&a[P_SOLAR_RAW_ACCUMULATED_WH], r->accumulated_wh);
+        pgarray_add_int(&a[P_SOLAR_RAW_PARTITIONS], item->partition);
+        pgarray_add_int(&a[P_SOLAR_RAW_OFFSETS], item->offset);
     } else {
         const char *status = reading_status_name(r->status);
-        pgarray_add_int(&a[0], r->home_id);
-        pgarray_add_int(&a[1], r->device_id);
-        pgarray_add_int(&a[2], r->ts);
-        pgarray_add_fixed(&a[3], r->capacity_kwh);
-        pgarray_add_fixed(&a[4], r->max_charge_speed_w);
-        pgarray_add_fixed(&a[5], r->energy_wh);
-        pgarray_add_bool(&a[6], r->is_charging);
-        pgarray_add_text(&a[7], status, strlen(status));
-        pgarray_add_fixed(&a[8], r->max_output_w);
+        pgarray_add_int(&a[P_BATTERY_RAW_HOME_IDS], r->home_id);
+        pgarray_add_int(&a[P_BATTERY_RAW_BATTERY_IDS], r->device_id);
+        pgarray_add_int(&a[P_BATTERY_RAW_TS], r->ts);
+        pgarray_add_fixed(&a[P_BATTERY_RAW_CAPACITIES_KWH], r->capacity_kwh);
+        pgarray_add_fixed(&a[P_BATTERY_RAW_MAX_CHARGE_SPEEDS_W], r->max_charge_speed_w);
+        pgarray_add_fixed(&a[P_BATTERY_RAW_ENERGIES_WH], r->energy_wh);
+        pgarray_add_bool(&a[P_BATTERY_RAW_IS_CHARGING], r->is_charging);
+        pgarray_add_text(&a[P_BATTERY_RAW_STATUSES], status, strlen(status));
+        pgarray_add_fixed(&a[P_BATTERY_RAW_MAX_OUTPUTS_W], r->max_output_w);
+        pgarray_add_int(&a[P_BATTERY_RAW_PARTITIONS], item->partition);
+        pgarray_add_int(&a[P_BATTERY_RAW_OFFSETS], item->offset);
     }
-    /* The source coordinates are always the last two parameters. */
-    pgarray_add_int(&a[raw_param_count[kind] - 2], item->partition);
-    pgarray_add_int(&a[raw_param_count[kind] - 1], item->offset);
+}
+
+/* One changed window as elements of its kind's STMT_UPSERT_*_FACTS parameters (f->arrays). */
+static void add_home_fact(struct flusher *f, const struct window_state *w, int64_t key)
+{
+    struct pgarray *a = f->arrays;
+    pgarray_add_int(&a[P_HOME_FACT_HOME_IDS], w->key.home_id);
+    pgarray_add_int(&a[P_HOME_FACT_STARTS], w->key.start);
+    pgarray_add_fixed(&a[P_HOME_FACT_SUMS_WH], w->sum_wh);
+    pgarray_add_int(&a[P_HOME_FACT_READINGS_COUNTS], w->readings_count);
+    pgarray_add_fixed(&a[P_HOME_FACT_MINS_WH], w->min_wh);
+    pgarray_add_fixed(&a[P_HOME_FACT_MAXS_WH], w->max_wh);
+    pgarray_add_fixed(&a[P_HOME_FACT_LAST_ACCUMULATED_WH], w->last_accumulated_wh);
+    pgarray_add_int(&a[P_HOME_FACT_FIRST_TS], w->first_ts);
+    pgarray_add_int(&a[P_HOME_FACT_LAST_TS], w->last_ts);
+    pgarray_add_bytea(&a[P_HOME_FACT_SECONDS_SEEN], w->seen, window_seen_bytes(w));
+    add_key(&a[P_HOME_FACT_HOME_KEYS], key);
+}
+
+static void add_solar_fact(struct flusher *f, const struct window_state *w, int32_t home_id,
+                           int64_t key)
+{
+    struct pgarray *a = f->arrays;
+    pgarray_add_int(&a[P_SOLAR_FACT_PANEL_IDS], w->key.device_id);
+    pgarray_add_int(&a[P_SOLAR_FACT_STARTS], w->key.start);
+    pgarray_add_int(&a[P_SOLAR_FACT_HOME_IDS], home_id);
+    pgarray_add_fixed(&a[P_SOLAR_FACT_SUMS_WH], w->sum_wh);
+    pgarray_add_int(&a[P_SOLAR_FACT_READINGS_COUNTS], w->readings_count);
+    pgarray_add_fixed(&a[P_SOLAR_FACT_MINS_WH], w->min_wh);
+    pgarray_add_fixed(&a[P_SOLAR_FACT_MAXS_WH], w->max_wh);
+    pgarray_add_fixed(&a[P_SOLAR_FACT_LAST_ACCUMULATED_WH], w->last_accumulated_wh);
+    pgarray_add_int(&a[P_SOLAR_FACT_FIRST_TS], w->first_ts);
+    pgarray_add_int(&a[P_SOLAR_FACT_LAST_TS], w->last_ts);
+    pgarray_add_bytea(&a[P_SOLAR_FACT_SECONDS_SEEN], w->seen, window_seen_bytes(w));
+    add_key(&a[P_SOLAR_FACT_PANEL_KEYS], key);
+}
+
+static void add_battery_fact(struct flusher *f, const struct window_state *w, int64_t key)
+{
+    struct pgarray *a = f->arrays;
+    const char *status = reading_status_name(w->last_status);
+    pgarray_add_int(&a[P_BATTERY_FACT_HOME_IDS], w->key.home_id);
+    pgarray_add_int(&a[P_BATTERY_FACT_BATTERY_IDS], w->key.device_id);
+    pgarray_add_int(&a[P_BATTERY_FACT_STARTS], w->key.start);
+    pgarray_add_fixed(&a[P_BATTERY_FACT_ENERGIES_WH], w->last_energy_wh);
+    pgarray_add_bool(&a[P_BATTERY_FACT_IS_CHARGING], w->last_is_charging);
+    pgarray_add_text(&a[P_BATTERY_FACT_STATUSES], status, strlen(status));
+    pgarray_add_fixed(&a[P_BATTERY_FACT_CAPACITIES_KWH], w->last_capacity_kwh);
+    pgarray_add_fixed(&a[P_BATTERY_FACT_MAX_CHARGE_SPEEDS_W], w->last_max_charge_speed_w);
+    pgarray_add_fixed(&a[P_BATTERY_FACT_MAX_OUTPUTS_W], w->last_max_output_w);
+    pgarray_add_fixed(&a[P_BATTERY_FACT_MINS_WH], w->min_wh);
+    pgarray_add_fixed(&a[P_BATTERY_FACT_MAXS_WH], w->max_wh);
+    pgarray_add_int(&a[P_BATTERY_FACT_READINGS_COUNTS], w->readings_count);
+    pgarray_add_int(&a[P_BATTERY_FACT_FIRST_TS], w->first_ts);
+    pgarray_add_int(&a[P_BATTERY_FACT_LAST_TS], w->last_ts);
+    pgarray_add_bytea(&a[P_BATTERY_FACT_SECONDS_SEEN], w->seen, window_seen_bytes(w));
+    add_key(&a[P_BATTERY_FACT_BATTERY_KEYS], key);
 }
 
 /* The merged state of every changed window of one kind. */
 static bool send_window_states(struct flusher *f, int kind)
 {
-    static const int param_count[READING_KIND_COUNT] = {12, 13, 17};
-    struct pgarray *a[17];
-    for (int i = 0; i < param_count[kind]; i++)
-        a[i] = arr(f, i);
-    char window_seconds[16];
-    snprintf(window_seconds, sizeof(window_seconds), "%d", f->batch->window_seconds);
+    static const int window_seconds_param[READING_KIND_COUNT] = {
+        [READING_HOME] = P_HOME_FACT_WINDOW_SECONDS,
+        [READING_SOLAR] = P_SOLAR_FACT_WINDOW_SECONDS,
+        [READING_BATTERY] = P_BATTERY_FACT_WINDOW_SECONDS,
+    };
+    enum stmt_id stmt = STMT_UPSERT_HOME_FACTS + kind;
+    size_t nparams = stmt_get(stmt)->nparams;
+    for (size_t i = 0; i < nparams; i++)
+        pgarray_reset(&f->arrays[i]);
     size_t rows = 0;
     for (size_t i = 0; i < f->window_count; i++) {
         const struct window_state *w = &f->states[i];
         if (w->key.kind != kind || !f->changed[i])
             continue;
         rows++;
-        int n = 0;
-        if (kind == READING_HOME) {
-            pgarray_add_int(a[n++], w->key.home_id);
-            pgarray_add_int(a[n++], w->key.start);
-        } else if (kind == READING_SOLAR) {
-            pgarray_add_int(a[n++], w->key.device_id);
-            pgarray_add_int(a[n++], w->key.start);
-            pgarray_add_int(a[n++], f->solar_home[i]);
-        } else {
-            pgarray_add_int(a[n++], w->key.home_id);
-            pgarray_add_int(a[n++], w->key.device_id);
-            pgarray_add_int(a[n++], w->key.start);
-            const char *status = reading_status_name(w->last_status);
-            pgarray_add_fixed(a[n++], w->last_energy_wh);
-            pgarray_add_bool(a[n++], w->last_is_charging);
-            pgarray_add_text(a[n++], status, strlen(status));
-            pgarray_add_fixed(a[n++], w->last_capacity_kwh);
-            pgarray_add_fixed(a[n++], w->last_max_charge_speed_w);
-            pgarray_add_fixed(a[n++], w->last_max_output_w);
-        }
-        if (kind != READING_BATTERY)
-            pgarray_add_fixed(a[n++], w->sum_wh);
-        if (kind == READING_BATTERY) {
-            pgarray_add_fixed(a[n++], w->min_wh);
-            pgarray_add_fixed(a[n++], w->max_wh);
-            pgarray_add_int(a[n++], w->readings_count);
-        } else {
-            pgarray_add_int(a[n++], w->readings_count);
-            pgarray_add_fixed(a[n++], w->min_wh);
-            pgarray_add_fixed(a[n++], w->max_wh);
-            pgarray_add_fixed(a[n++], w->last_accumulated_wh);
-        }
-        pgarray_add_int(a[n++], w->first_ts);
-        pgarray_add_int(a[n++], w->last_ts);
-        n++; /* the window length: a scalar parameter */
-        pgarray_add_bytea(a[n++], w->seen, window_seen_bytes(w));
         int64_t key = dimsync_key_at(f->dims, kind, w->key.home_id, w->key.device_id, w->last_ts);
-        if (key)
-            pgarray_add_int(a[n++], key);
+        if (kind == READING_HOME)
+            add_home_fact(f, w, key);
+        else if (kind == READING_SOLAR)
+            add_solar_fact(f, w, f->solar_home[i], key);
         else
-            pgarray_add_null(a[n++]);
+            add_battery_fact(f, w, key);
     }
     if (rows == 0)
         return true;
-    const char *params[17];
-    for (int i = 0; i < param_count[kind]; i++)
-        params[i] = pgarray_finish(a[i]);
-    params[param_count[kind] - 3] = window_seconds;
-    return send_query(f, Q_FACT, kind, fact_sql[kind], param_count[kind], params);
+    char window_seconds[16];
+    snprintf(window_seconds, sizeof(window_seconds), "%d", f->batch->window_seconds);
+    const char *values[STMT_MAX_PARAMS];
+    for (size_t i = 0; i < nparams; i++)
+        values[i] = pgarray_finish(&f->arrays[i]);
+    values[window_seconds_param[kind]] = window_seconds; /* a scalar, not an array */
+    return send_query(f, stmt, values, take_windows_written, f, NULL);
 }
 
 static bool send_dead_letters(struct flusher *f)
@@ -956,33 +935,33 @@ static bool send_dead_letters(struct flusher *f)
     const struct batch *b = f->batch;
     if (b->dead_count == 0)
         return true;
-    struct pgarray *a[10];
-    for (int i = 0; i < 10; i++)
+    struct pgarray *a[P_DEAD_COUNT];
+    for (int i = 0; i < P_DEAD_COUNT; i++)
         a[i] = arr(f, i);
     for (size_t i = 0; i < b->dead_count; i++) {
         const struct batch_dead_letter *d = &b->dead[i];
         const char *topic = f->cfg->topic[d->kind];
-        pgarray_add_text(a[0], topic, strlen(topic));
-        pgarray_add_int(a[1], d->partition);
-        pgarray_add_int(a[2], d->offset);
+        pgarray_add_text(a[P_DEAD_TOPICS], topic, strlen(topic));
+        pgarray_add_int(a[P_DEAD_PARTITIONS], d->partition);
+        pgarray_add_int(a[P_DEAD_OFFSETS], d->offset);
         if (d->key)
-            pgarray_add_bytea(a[3], d->key, d->key_len);
+            pgarray_add_bytea(a[P_DEAD_KEYS], d->key, d->key_len);
         else
-            pgarray_add_null(a[3]);
-        pgarray_add_bytea(a[4], d->payload, d->payload_len);
-        pgarray_add_text(a[5], d->reason, strlen(d->reason));
-        pgarray_add_text(a[6], d->error, strlen(d->error));
+            pgarray_add_null(a[P_DEAD_KEYS]);
+        pgarray_add_bytea(a[P_DEAD_PAYLOADS], d->payload, d->payload_len);
+        pgarray_add_text(a[P_DEAD_REASONS], d->reason, strlen(d->reason));
+        pgarray_add_text(a[P_DEAD_ERRORS], d->error, strlen(d->error));
         if (d->source)
-            pgarray_add_text(a[7], d->source, strlen(d->source));
+            pgarray_add_text(a[P_DEAD_SOURCES], d->source, strlen(d->source));
         else
-            pgarray_add_null(a[7]);
-        pgarray_add_int(a[8], (int64_t)d->payload_bytes);
-        pgarray_add_bytea(a[9], d->payload_sha256, sizeof(d->payload_sha256));
+            pgarray_add_null(a[P_DEAD_SOURCES]);
+        pgarray_add_int(a[P_DEAD_PAYLOAD_BYTES], (int64_t)d->payload_bytes);
+        pgarray_add_bytea(a[P_DEAD_PAYLOAD_SHA256], d->payload_sha256, sizeof(d->payload_sha256));
     }
-    const char *params[10];
-    for (int i = 0; i < 10; i++)
-        params[i] = pgarray_finish(a[i]);
-    return send_query(f, Q_DEAD, -1, dead_letter_sql, 10, params);
+    const char *values[P_DEAD_COUNT];
+    for (int i = 0; i < P_DEAD_COUNT; i++)
+        values[i] = pgarray_finish(a[i]);
+    return db_send(&f->pipe, STMT_INSERT_DEAD_LETTERS, values, take_dead_letters, f);
 }
 
 static bool send_offsets(struct flusher *f)
@@ -1001,9 +980,14 @@ static bool send_offsets(struct flusher *f)
         pgarray_add_int(epochs, f->claims ? claims_epoch(f->claims, o->id.kind, o->id.partition)
                                           : CLAIMS_NONE);
     }
-    const char *params[5] = {f->offsets_group, pgarray_finish(topics), pgarray_finish(partitions),
-                             pgarray_finish(nexts), pgarray_finish(epochs)};
-    return send_query(f, Q_OFFSETS, -1, offsets_sql, 5, params);
+    const char *values[P_OFFSETS_COUNT] = {
+        [P_OFFSETS_GROUP] = f->offsets_group,
+        [P_OFFSETS_TOPICS] = pgarray_finish(topics),
+        [P_OFFSETS_PARTITIONS] = pgarray_finish(partitions),
+        [P_OFFSETS_NEXT_OFFSETS] = pgarray_finish(nexts),
+        [P_OFFSETS_EPOCHS] = pgarray_finish(epochs),
+    };
+    return db_send(&f->pipe, STMT_STORE_OFFSETS, values, take_offsets, f);
 }
 
 /* Phase B: everything the batch writes but its raw rows, in one pipeline. */
@@ -1018,14 +1002,14 @@ static bool send_writes(struct flusher *f)
     if (!merge_batch(f, &min_ts, &max_ts))
         return false;
     f->query_count = 0;
-    bool ok = dimsync_send_dimension_writes(f->dims, send_for_dims, f, f->arrays);
+    bool ok = dimsync_send_dimension_writes(f->dims, &f->dim_pipe, f->arrays);
     if (ok && f->stats.accepted > 0) {
         ok = retention(f, max_ts) && send_partitions_and_dates(f);
         for (int kind = 0; ok && kind < READING_KIND_COUNT; kind++)
             ok = send_window_states(f, kind);
     }
-    ok = ok && dimsync_send_repoints(f->dims, send_for_dims, f, f->arrays) &&
-         send_dead_letters(f) && send_offsets(f);
+    ok = ok && dimsync_send_repoints(f->dims, &f->dim_pipe, f->arrays) && send_dead_letters(f) &&
+         send_offsets(f);
     return ok && sync_and_flush(f);
 }
 
@@ -1043,10 +1027,11 @@ static bool push(struct flusher *f)
     return true;
 }
 
-static bool raw_send(struct flusher *f, enum raw_step step, const char *sql, int nparams,
+static bool raw_send(struct flusher *f, enum raw_step step, enum stmt_id stmt,
                      const char *const *values)
 {
-    if (!PQsendQueryParams(f->conn, sql, nparams, NULL, values, NULL, NULL, 0)) {
+    const struct stmt_def *s = stmt_get(stmt);
+    if (!PQsendQueryParams(f->conn, s->sql, (int)s->nparams, NULL, values, NULL, NULL, 0)) {
         set_error(f, "sending a query", PQerrorMessage(f->conn));
         return false;
     }
@@ -1061,9 +1046,9 @@ static bool raw_next_kind(struct flusher *f)
         copytext_reset(&f->copy);
         each_raw_row(f, f->raw_kind, add_copy_row, true);
         if (f->copy.rows > 0)
-            return raw_send(f, RAW_SAVEPOINT, "SAVEPOINT raw_rows", 0, NULL);
+            return raw_send(f, RAW_SAVEPOINT, STMT_SAVEPOINT_RAW, NULL);
     }
-    return raw_send(f, RAW_COMMIT, "COMMIT", 0, NULL);
+    return raw_send(f, RAW_COMMIT, STMT_COMMIT, NULL);
 }
 
 static bool start_raw(struct flusher *f)
@@ -1081,13 +1066,15 @@ static bool start_raw(struct flusher *f)
 static bool send_raw_insert(struct flusher *f)
 {
     int kind = f->raw_kind;
-    for (int i = 0; i < raw_param_count[kind]; i++)
+    enum stmt_id stmt = STMT_INSERT_HOME_RAW + kind;
+    size_t nparams = stmt_get(stmt)->nparams;
+    for (size_t i = 0; i < nparams; i++)
         pgarray_reset(&f->arrays[i]);
     each_raw_row(f, kind, add_array_row, false);
-    const char *params[11];
-    for (int i = 0; i < raw_param_count[kind]; i++)
-        params[i] = pgarray_finish(&f->arrays[i]);
-    return raw_send(f, RAW_INSERT, raw_sql[kind], raw_param_count[kind], params);
+    const char *values[STMT_MAX_PARAMS];
+    for (size_t i = 0; i < nparams; i++)
+        values[i] = pgarray_finish(&f->arrays[i]);
+    return raw_send(f, RAW_INSERT, stmt, values);
 }
 
 /* The COPY is ready for its rows: all of them, then the end. */
@@ -1113,7 +1100,7 @@ static bool raw_advance(struct flusher *f)
     switch (f->raw_step) {
     case RAW_SAVEPOINT:
         f->raw_conflict = false;
-        return raw_send(f, RAW_COPY, copy_sql[f->raw_kind], 0, NULL);
+        return raw_send(f, RAW_COPY, STMT_COPY_HOME_RAW + f->raw_kind, NULL);
     case RAW_COPY:
         if (!f->raw_conflict)
             return raw_next_kind(f);
@@ -1121,7 +1108,7 @@ static bool raw_advance(struct flusher *f)
                  "(facts deleted and replayed?); writing the kind's rows with ON CONFLICT DO "
                  "NOTHING\"",
                  reading_kind_name(f->raw_kind));
-        return raw_send(f, RAW_ROLLBACK, "ROLLBACK TO SAVEPOINT raw_rows", 0, NULL);
+        return raw_send(f, RAW_ROLLBACK, STMT_ROLLBACK_TO_RAW, NULL);
     case RAW_ROLLBACK:
         return send_raw_insert(f);
     case RAW_INSERT:
@@ -1212,7 +1199,7 @@ enum flush_progress flusher_start(struct flusher *f, struct batch *b)
 }
 
 /* An error result: the flush fails with it (the first one's SQLSTATE is kept). */
-static void note_failure(struct flusher *f, const char *what, const PGresult *res)
+static void note_failure(struct flusher *f, const char *what, PGresult *res)
 {
     if (!f->failed) {
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -1222,42 +1209,43 @@ static void note_failure(struct flusher *f, const char *what, const PGresult *re
     set_error(f, what, PQresultErrorMessage(res));
 }
 
-/* Handles one result of the current phase. */
+/* What a failed statement of phases A and B was doing, for the error. */
+static const char *failure_context(const struct flusher *f, enum stmt_id stmt)
+{
+    switch (stmt) {
+    case STMT_UPSERT_HOME_FACTS:
+    case STMT_UPSERT_SOLAR_FACTS:
+    case STMT_UPSERT_BATTERY_FACTS:
+        return "window merge";
+    case STMT_INSERT_DEAD_LETTERS:
+        return "dead letters";
+    case STMT_STORE_OFFSETS:
+        return "offsets";
+    default:
+        return f->phase == PHASE_LOCK_AND_READ ? "locking windows" : "flush";
+    }
+}
+
+/* Handles one result of the current phase: an error fails the flush, a result goes to the
+ * handler its query carries. */
 static void take_result(struct flusher *f, PGresult *res)
 {
     ExecStatusType st = PQresultStatus(res);
     int q = f->query_index;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        const char *what = q < f->query_count && f->tags[q] == Q_FACT      ? "window merge"
-                           : q < f->query_count && f->tags[q] == Q_DEAD    ? "dead letters"
-                           : q < f->query_count && f->tags[q] == Q_OFFSETS ? "offsets"
-                           : f->phase == PHASE_LOCK_AND_READ               ? "locking windows"
-                                                                           : "flush";
-        note_failure(f, what, res);
+        note_failure(f,
+                     q < f->query_count                ? failure_context(f, f->queries[q].stmt)
+                     : f->phase == PHASE_LOCK_AND_READ ? "locking windows"
+                                                       : "flush",
+                     res);
         return;
     }
-    if (f->failed || q >= f->query_count)
+    if (f->failed || q >= f->query_count || !f->queries[q].on_result)
         return;
-    if (f->phase == PHASE_LOCK_AND_READ) {
-        char error[512];
-        if (f->tags[q] == Q_DIM) {
-            if (!dimsync_take_result(f->dims, f->kinds[q], DIM_TAG_BASE, res, error, sizeof(error)))
-                set_error(f, "dimensions", error);
-            return;
-        }
-        if (f->kinds[q] >= 0 && !load_stored_states(f, res, f->kinds[q]))
-            return;
-    } else if (f->tags[q] == Q_FACT) {
-        f->stats.windows_written += strtoul(PQcmdTuples(res), NULL, 10);
-    } else if (f->tags[q] == Q_DEAD) {
-        f->stats.dead_letters += strtoul(PQcmdTuples(res), NULL, 10);
-    } else if (f->tags[q] == Q_OFFSETS) {
-        f->stats.offsets += strtoul(PQgetvalue(res, 0, 0), NULL, 10);
-    } else if (f->tags[q] == Q_PARTITIONS) {
-        f->stats.partitions_created += strtoul(PQgetvalue(res, 0, 0), NULL, 10);
-    } else if (f->tags[q] == Q_RETENTION) {
-        f->stats.partitions_dropped += strtoul(PQgetvalue(res, 0, 0), NULL, 10);
-    }
+    const struct pending_query *query = &f->queries[q];
+    char error[512] = "";
+    if (!query->on_result(query->ctx, res, error, sizeof(error)))
+        set_error(f, query->what ? query->what : stmt_get(query->stmt)->name, error);
 }
 
 static enum flush_progress finish_commit(struct flusher *f);

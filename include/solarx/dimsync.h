@@ -11,14 +11,11 @@
 #include <stdint.h>
 
 #include "solarx/batch.h"
+#include "solarx/dbpipe.h"
 #include "solarx/dim.h"
 #include "solarx/pgarray.h"
 #include "solarx/registry.h"
 #include "solarx/window.h"
-
-/* The flusher's way to put a query into its pipeline; tag comes back with the result. */
-typedef bool (*dimsync_send_fn)(void *ctx, int tag, const char *sql, int nparams,
-                                const char *const *values);
 
 struct dimsync;
 
@@ -31,13 +28,12 @@ struct dimsync *dimsync_new(struct batch_window *const *windows, struct window_s
 void dimsync_destroy(struct dimsync *d);
 
 /* Phase A: the registry lock (shared, exclusive when the registry is dirty; taken before any
- * window lock) -- send it first -- and then the reads of the histories. Tags are >= base. */
-bool dimsync_send_lock(struct dimsync *d, dimsync_send_fn send, void *ctx, int base);
-bool dimsync_send_reads(struct dimsync *d, dimsync_send_fn send, void *ctx, int base,
-                        struct pgarray *scratch /* 3 arrays */);
-/* A phase A result whose tag dimsync sent. Returns false with errstr on a bad row. */
-bool dimsync_take_result(struct dimsync *d, int tag, int base, PGresult *res, char *errstr,
-                         size_t errstr_size);
+ * window lock) -- send it first -- and then the reads of the histories, whose results come back
+ * to d through their handlers (a bad stored row fails the flush with a message naming it).
+ * Return false when pipe cannot send. */
+bool dimsync_send_lock(struct dimsync *d, struct db_pipe *pipe) __attribute__((warn_unused_result));
+bool dimsync_send_reads(struct dimsync *d, struct db_pipe *pipe,
+                        struct pgarray *scratch /* 3 arrays */) __attribute__((warn_unused_result));
 
 /* After the reads: applies the registry (when there is one) to the registry histories. */
 bool dimsync_apply_registry(struct dimsync *d, char *errstr, size_t errstr_size);
@@ -56,12 +52,14 @@ int64_t dimsync_key_at(const struct dimsync *d, enum reading_kind kind, int32_t 
 /* Phase B, before the fact rows: changed histories replace their stored versions -- versions
  * gone are deleted, the others upserted by key -- and the registry's appliances their type 1
  * rows. */
-bool dimsync_send_dimension_writes(struct dimsync *d, dimsync_send_fn send, void *ctx,
-                                   struct pgarray *scratch /* 13 arrays */);
+bool dimsync_send_dimension_writes(struct dimsync *d, struct db_pipe *pipe,
+                                   struct pgarray *scratch /* 2 * STMT_MAX_PARAMS arrays */)
+    __attribute__((warn_unused_result));
 /* Phase B, after the fact rows: facts of devices whose versions changed (a start or attributes,
  * not just a last_seen) get the key of the version now in effect at their last reading. */
-bool dimsync_send_repoints(struct dimsync *d, dimsync_send_fn send, void *ctx,
-                           struct pgarray *scratch /* 2 arrays */);
+bool dimsync_send_repoints(struct dimsync *d, struct db_pipe *pipe,
+                           struct pgarray *scratch /* 2 arrays */)
+    __attribute__((warn_unused_result));
 
 /* Counters of the flush: histories rewritten. */
 size_t dimsync_changed(const struct dimsync *d);
