@@ -29,12 +29,10 @@
 #include "solarx/copytext.h"
 #include "solarx/dbpipe.h"
 #include "solarx/dimsync.h"
+#include "solarx/flush_plan.h"
 #include "solarx/log.h"
 #include "solarx/pgarray.h"
 #include "solarx/statements.h"
-
-/* Advisory lock namespace: pg_advisory_xact_lock(LOCK_CLASS + kind, window start / 60). */
-#define LOCK_CLASS 735800
 
 enum phase { PHASE_IDLE, PHASE_LOCK_AND_READ, PHASE_WRITE, PHASE_RAW };
 
@@ -54,7 +52,6 @@ struct pending_query {
 
 #define MAX_QUERIES 40
 #define SCRATCH_ARRAYS (2 * STMT_MAX_PARAMS)
-#define KNOWN_DAYS_MAX 64
 
 struct flusher {
     struct db_pipe pipe;     /* the flusher's own queries */
@@ -72,14 +69,7 @@ struct flusher {
 
     enum phase phase;
     const struct batch *batch;
-    struct batch_window **windows; /* sorted */
-    struct window_state *states;   /* parallel to windows */
-    int32_t *solar_home;           /* solar windows: home_id for the fact row */
-    bool *changed;                 /* parallel to windows: a new second was counted */
-    size_t windows_cap;            /* of the three above (grow-only) */
-    bool *accepted;                /* per reading, in window order: it was a new second */
-    size_t accepted_cap;
-    size_t window_count;
+    struct flush_plan plan; /* the flush's windows, merged states, accepted readings */
 
     struct pending_query queries[MAX_QUERIES];
     int query_count; /* sent in this phase */
@@ -87,14 +77,10 @@ struct flusher {
     bool want_write;
     bool failed;
 
-    /* UTC days (since the epoch) whose raw partitions are known to exist, sorted: the newest
-     * KNOWN_DAYS_MAX of them. Forgetting one only costs asking PostgreSQL again. */
-    int32_t known_days[KNOWN_DAYS_MAX];
-    size_t known_day_count;
-    int64_t newest_ts;       /* newest event time committed (or being), for retention */
-    int64_t raw_horizon;     /* raw rows before this instant are not kept (retention) */
-    int64_t dropped_horizon; /* partitions before this were last dropped */
-    int32_t *pending_days;   /* the days this flush ensures partitions for, sorted, distinct */
+    /* Days whose raw partitions are known to exist. Forgetting one only costs asking again. */
+    struct flush_known_days known_days;
+    struct flush_retention retention;
+    int32_t *pending_days; /* the days this flush ensures partitions for, sorted, distinct */
     size_t pending_day_count, pending_days_cap;
     char sqlstate[6]; /* of the flush's first error; "" when none came with one */
 
@@ -138,8 +124,8 @@ static void release_flush(struct flusher *f)
 {
     dimsync_destroy(f->dims);
     f->dims = NULL;
-    f->windows = NULL;
-    f->window_count = 0;
+    f->plan.windows = NULL;
+    f->plan.window_count = 0;
     f->batch = NULL;
     f->phase = PHASE_IDLE;
 }
@@ -149,10 +135,7 @@ void flusher_destroy(struct flusher *f)
     if (!f)
         return;
     release_flush(f);
-    free(f->states);
-    free(f->solar_home);
-    free(f->changed);
-    free(f->accepted);
+    flush_plan_free(&f->plan);
     free(f->pending_days);
     if (f->conn)
         PQfinish(f->conn);
@@ -211,7 +194,7 @@ bool flusher_wants_write(const struct flusher *f)
 
 int64_t flusher_raw_horizon(const struct flusher *f)
 {
-    return f->raw_horizon;
+    return f->retention.raw_horizon;
 }
 
 const struct flush_stats *flusher_stats(const struct flusher *f)
@@ -313,7 +296,7 @@ static enum flush_progress fail_flush(struct flusher *f)
     }
     f->want_write = false;
     /* Partitions may have been dropped meanwhile (retention, an operator): ask again. */
-    f->known_day_count = 0;
+    f->known_days.count = 0;
     release_flush(f);
     return f->fenced ? FLUSH_FENCED : FLUSH_FAILED;
 }
@@ -379,18 +362,12 @@ static bool sync_and_flush(struct flusher *f)
     return true;
 }
 
-static int compare_lock(const void *a, const void *b)
-{
-    const int64_t *x = a, *y = b;
-    return (*x > *y) - (*x < *y);
-}
-
 static bool parse_fixed(PGresult *res, int row, int col, fixed_t *out)
 {
     return fixed_parse(PQgetvalue(res, row, col), out);
 }
 
-/* Loads the stored rows of one kind (STMT_STORED_*_WINDOWS) into f->states. */
+/* Loads the stored rows of one kind (STMT_STORED_*_WINDOWS) into f->plan.states. */
 static bool load_stored_states(struct flusher *f, PGresult *res, int kind)
 {
     for (int row = 0; row < PQntuples(res); row++) {
@@ -400,7 +377,7 @@ static bool load_stored_states(struct flusher *f, PGresult *res, int kind)
         /* Solar windows are keyed by panel alone (the fact's key), see merge_batch. */
         struct window_key key = window_key_make(
             (enum reading_kind)kind, kind == READING_SOLAR ? 0 : home_id, device_id, start);
-        long i = batch_find_window(f->windows, f->window_count, &key);
+        long i = batch_find_window(f->plan.windows, f->plan.window_count, &key);
         if (i < 0)
             continue;
         if (atoi(PQgetvalue(res, row, C_STORED_WINDOW_SECONDS)) != f->batch->window_seconds) {
@@ -409,7 +386,7 @@ static bool load_stored_states(struct flusher *f, PGresult *res, int kind)
                       "the grain of an existing warehouse cannot change");
             return false;
         }
-        struct window_state *w = &f->states[i];
+        struct window_state *w = &f->plan.states[i];
         bool ok = parse_fixed(res, row, C_STORED_SUM_WH, &w->sum_wh) &&
                   parse_fixed(res, row, C_STORED_MIN_WH, &w->min_wh) &&
                   parse_fixed(res, row, C_STORED_MAX_WH, &w->max_wh) &&
@@ -428,7 +405,7 @@ static bool load_stored_states(struct flusher *f, PGresult *res, int kind)
                          : strcmp(status, "discharging") == 0 ? BATTERY_DISCHARGING
                                                               : BATTERY_IDLE;
         if (kind == READING_SOLAR)
-            f->solar_home[i] = home_id;
+            f->plan.solar_home[i] = home_id;
         if (!ok || !window_state_is_consistent(w)) {
             char what[160];
             snprintf(what, sizeof(what), "stored %s window %d/%d at %lld", reading_kind_name(kind),
@@ -501,21 +478,15 @@ static bool take_partitions_dropped(void *ctx, PGresult *res, char *errstr, size
 /* Phase A: BEGIN, the window locks, and the stored state of every window of the batch. */
 static bool send_lock_and_read(struct flusher *f)
 {
-    size_t n = f->window_count;
+    size_t n = f->plan.window_count;
     int64_t *locks = calloc(n ? n : 1, sizeof(*locks));
     if (!locks) {
         set_error(f, "internal", "out of memory");
         return false;
     }
-    for (size_t i = 0; i < n; i++) {
-        const struct window_key *k = &f->windows[i]->key;
-        locks[i] = (int64_t)(LOCK_CLASS + k->kind) << 32 | (uint32_t)(k->start / 60);
-    }
-    qsort(locks, n, sizeof(*locks), compare_lock);
+    size_t lock_count = flush_plan_window_locks(&f->plan, locks);
     struct pgarray *classes = arr(f, 0), *objects = arr(f, 1);
-    for (size_t i = 0; i < n; i++) {
-        if (i > 0 && locks[i] == locks[i - 1])
-            continue;
+    for (size_t i = 0; i < lock_count; i++) {
         pgarray_add_int(classes, locks[i] >> 32);
         pgarray_add_int(objects, (int32_t)(uint32_t)locks[i]);
     }
@@ -540,7 +511,7 @@ static bool send_lock_and_read(struct flusher *f)
     for (int kind = 0; kind < READING_KIND_COUNT; kind++) {
         struct pgarray *homes = arr(f, 2), *devices = arr(f, 3), *starts = arr(f, 4);
         for (size_t i = 0; i < n; i++) {
-            const struct window_key *k = &f->windows[i]->key;
+            const struct window_key *k = &f->plan.windows[i]->key;
             if (k->kind != kind)
                 continue;
             pgarray_add_int(homes, k->home_id);
@@ -558,165 +529,54 @@ static bool send_lock_and_read(struct flusher *f)
     return sync_and_flush(f);
 }
 
-static int64_t floor_day(int64_t ts)
+static bool observe_battery(void *ctx, size_t index, const struct reading *r, char *errstr,
+                            size_t errstr_size)
 {
-    return ts >= 0 ? ts / 86400 : -((-ts + 86399) / 86400);
+    return dimsync_observe_battery(ctx, index, r, errstr, errstr_size);
 }
 
-/* Applies every reading of the batch to its window's stored state, in arrival order. Marks the
- * readings that counted a new second (the raw rows to insert) and the windows that changed. The
- * window states depend only on the set of seconds, never on the order. */
-static bool merge_batch(struct flusher *f, int64_t *min_ts, int64_t *max_ts)
+/* Applies every reading of the batch to its window's stored state (flush_plan_merge). */
+static bool merge_batch(struct flusher *f, int64_t *max_ts)
 {
-    struct flush_stats *st = &f->stats;
+    struct flush_merge_counts counts = {0};
     char error[512];
-    size_t flat = 0;
-    *min_ts = INT64_MAX;
-    *max_ts = INT64_MIN;
-    for (size_t i = 0; i < f->window_count; i++) {
-        const struct batch_window *bw = f->windows[i];
-        for (size_t j = 0; j < bw->count; j++, flat++) {
-            struct reading r = bw->items[j].r;
-            if (r.kind == READING_SOLAR) {
-                /* A panel's fact row is keyed by the panel; its home is the smallest seen. */
-                if (f->solar_home[i] == 0 || r.home_id < f->solar_home[i])
-                    f->solar_home[i] = r.home_id;
-                r.home_id = 0;
-            }
-            st->readings++;
-            if (!window_apply(&f->states[i], &r)) {
-                st->duplicates++;
-                continue;
-            }
-            st->accepted++;
-            st->merged[r.kind]++;
-            f->accepted[flat] = true;
-            f->changed[i] = true;
-            if (r.kind == READING_BATTERY &&
-                !dimsync_observe_battery(f->dims, i, &r, error, sizeof(error))) {
-                set_error(f, "dim_battery", error);
-                return false;
-            }
-            if (r.ts < *min_ts)
-                *min_ts = r.ts;
-            if (r.ts > *max_ts)
-                *max_ts = r.ts;
-        }
-    }
-    return true;
+    bool ok = flush_plan_merge(&f->plan, &counts, observe_battery, f->dims, error, sizeof(error));
+    struct flush_stats *st = &f->stats;
+    st->readings += counts.readings;
+    st->accepted += counts.accepted;
+    st->duplicates += counts.duplicates;
+    for (int kind = 0; kind < READING_KIND_COUNT; kind++)
+        st->merged[kind] += counts.merged[kind];
+    *max_ts = counts.max_ts;
+    if (!ok)
+        set_error(f, "dim_battery", error);
+    return ok;
 }
 
-/* Day partitions for the raw rows (unless known to exist) and dim_date rows for the windows. */
-/* Raw retention: keeps raw_retention_days of event time behind the newest reading, never
- * counting a reading more than a day ahead of the wall clock (one bad clock must not empty the
- * raw tables). Drops whole day partitions when the horizon passes a day boundary. */
+/* Raw retention (flush_retention_advance): drops whole day partitions when the horizon passes a
+ * day boundary. */
 static bool retention(struct flusher *f, int64_t max_ts)
 {
-    int64_t ceiling = (int64_t)time(NULL) + 86400;
-    int64_t newest = max_ts < ceiling ? max_ts : ceiling;
-    if (newest > f->newest_ts)
-        f->newest_ts = newest;
-    if (f->newest_ts == 0)
-        return true;
-    f->raw_horizon = (floor_day(f->newest_ts) - f->cfg->raw_retention_days) * 86400;
-    if (f->raw_horizon <= f->dropped_horizon)
+    if (!flush_retention_advance(&f->retention, max_ts, (int64_t)time(NULL),
+                                 f->cfg->raw_retention_days))
         return true;
     if (f->cfg->raw_archive_dir[0])
         return true; /* the archiver drops each day once its archive is durable (archive.c) */
     char horizon[24];
-    snprintf(horizon, sizeof(horizon), "%lld", (long long)f->raw_horizon);
+    snprintf(horizon, sizeof(horizon), "%lld", (long long)f->retention.raw_horizon);
     const char *values[P_DROP_PARTITIONS_COUNT] = {[P_DROP_PARTITIONS_HORIZON] = horizon};
     return db_send(&f->pipe, STMT_DROP_RAW_PARTITIONS, values, take_partitions_dropped, f);
-}
-
-static int compare_day(const void *a, const void *b)
-{
-    const int32_t *x = a, *y = b;
-    return (*x > *y) - (*x < *y);
-}
-
-static bool day_is_known(const struct flusher *f, int32_t day)
-{
-    return bsearch(&day, f->known_days, f->known_day_count, sizeof(day), compare_day) != NULL;
-}
-
-/* After COMMIT: the pending days exist. Keeps the newest KNOWN_DAYS_MAX days known. */
-static void remember_pending_days(struct flusher *f)
-{
-    for (size_t i = 0; i < f->pending_day_count; i++) {
-        int32_t day = f->pending_days[i];
-        if (day_is_known(f, day))
-            continue;
-        if (f->known_day_count == KNOWN_DAYS_MAX) {
-            if (day < f->known_days[0])
-                continue;
-            memmove(f->known_days, f->known_days + 1,
-                    (KNOWN_DAYS_MAX - 1) * sizeof(f->known_days[0]));
-            f->known_day_count--;
-        }
-        size_t at = f->known_day_count;
-        while (at > 0 && f->known_days[at - 1] > day) {
-            f->known_days[at] = f->known_days[at - 1];
-            at--;
-        }
-        f->known_days[at] = day;
-        f->known_day_count++;
-    }
-    f->pending_day_count = 0;
-}
-
-/* Forgets the days before first_day (their partitions were dropped by retention). */
-static void forget_days_before(struct flusher *f, int32_t first_day)
-{
-    size_t keep = 0;
-    for (size_t i = 0; i < f->known_day_count; i++)
-        if (f->known_days[i] >= first_day)
-            f->known_days[keep++] = f->known_days[i];
-    f->known_day_count = keep;
-}
-
-/* The distinct UTC days of the raw rows this flush inserts, not known to have their
- * partitions, into f->pending_days (sorted). */
-static bool collect_unknown_days(struct flusher *f)
-{
-    size_t n = 0, flat = 0;
-    for (size_t i = 0; i < f->window_count; i++) {
-        const struct batch_window *bw = f->windows[i];
-        for (size_t j = 0; j < bw->count; j++, flat++) {
-            const struct reading *r = &bw->items[j].r;
-            if (!f->accepted[flat] || r->ts < f->raw_horizon)
-                continue;
-            int32_t day = (int32_t)floor_day(r->ts); /* four-digit years: fits */
-            if ((n > 0 && f->pending_days[n - 1] == day) || day_is_known(f, day))
-                continue;
-            if (n == f->pending_days_cap) {
-                size_t cap = f->pending_days_cap ? 2 * f->pending_days_cap : 64;
-                int32_t *days = realloc(f->pending_days, cap * sizeof(*days));
-                if (!days) {
-                    set_error(f, "internal", "out of memory");
-                    return false;
-                }
-                f->pending_days = days;
-                f->pending_days_cap = cap;
-            }
-            f->pending_days[n++] = day;
-        }
-    }
-    qsort(f->pending_days, n, sizeof(*f->pending_days), compare_day);
-    size_t unique = 0;
-    for (size_t i = 0; i < n; i++)
-        if (unique == 0 || f->pending_days[unique - 1] != f->pending_days[i])
-            f->pending_days[unique++] = f->pending_days[i];
-    f->pending_day_count = unique;
-    return true;
 }
 
 /* Day partitions for exactly the days of the raw rows (unless known to exist), and dim_date rows
  * for the windows. */
 static bool send_partitions_and_dates(struct flusher *f)
 {
-    if (!collect_unknown_days(f))
+    if (!flush_plan_unknown_days(&f->plan, f->retention.raw_horizon, &f->known_days,
+                                 &f->pending_days, &f->pending_day_count, &f->pending_days_cap)) {
+        set_error(f, "internal", "out of memory");
         return false;
+    }
     if (f->pending_day_count > 0) {
         struct pgarray *days = arr(f, 0);
         for (size_t i = 0; i < f->pending_day_count; i++)
@@ -727,9 +587,9 @@ static bool send_partitions_and_dates(struct flusher *f)
             return false;
     }
     struct pgarray *starts = arr(f, 0);
-    for (size_t i = 0; i < f->window_count; i++)
-        if (f->changed[i])
-            pgarray_add_int(starts, f->windows[i]->key.start);
+    for (size_t i = 0; i < f->plan.window_count; i++)
+        if (f->plan.changed[i])
+            pgarray_add_int(starts, f->plan.windows[i]->key.start);
     char minutes[16];
     snprintf(minutes, sizeof(minutes), "%d", f->batch->window_seconds / 60);
     const char *values[P_ENSURE_DATES_COUNT] = {
@@ -740,35 +600,10 @@ static bool send_partitions_and_dates(struct flusher *f)
     return db_send(&f->pipe, STMT_ENSURE_DATES, values, NULL, NULL);
 }
 
-/* Calls fn for every raw row of one kind: the readings merge_batch accepted, unless older than
- * raw retention (counted in raw_expired when count_expired). */
-typedef void (*raw_row_fn)(struct flusher *f, int kind, const struct batch_reading *item);
-
-static void each_raw_row(struct flusher *f, int kind, raw_row_fn fn, bool count_expired)
-{
-    size_t flat = 0;
-    for (size_t i = 0; i < f->window_count; i++) {
-        const struct batch_window *bw = f->windows[i];
-        if (bw->key.kind != kind) {
-            flat += bw->count;
-            continue;
-        }
-        for (size_t j = 0; j < bw->count; j++, flat++) {
-            if (!f->accepted[flat])
-                continue;
-            if (bw->items[j].r.ts < f->raw_horizon) {
-                if (count_expired)
-                    f->stats.raw_expired++; /* counted in its window, older than retention */
-                continue;
-            }
-            fn(f, kind, &bw->items[j]);
-        }
-    }
-}
-
 /* One raw row in COPY text form, the columns of STMT_COPY_*_RAW. */
-static void add_copy_row(struct flusher *f, int kind, const struct batch_reading *item)
+static void add_copy_row(void *ctx, int kind, const struct batch_reading *item)
 {
+    struct flusher *f = ctx;
     struct copytext *c = &f->copy;
     const struct reading *r = &item->r;
     if (kind == READING_HOME) {
@@ -801,8 +636,9 @@ static void add_copy_row(struct flusher *f, int kind, const struct batch_reading
 }
 
 /* One raw row as elements of STMT_INSERT_*_RAW's array parameters (f->arrays). */
-static void add_array_row(struct flusher *f, int kind, const struct batch_reading *item)
+static void add_array_row(void *ctx, int kind, const struct batch_reading *item)
 {
+    struct flusher *f = ctx;
     struct pgarray *a = f->arrays;
     const struct reading *r = &item->r;
     if (kind == READING_HOME) {
@@ -906,16 +742,16 @@ static bool send_window_states(struct flusher *f, int kind)
     for (size_t i = 0; i < nparams; i++)
         pgarray_reset(&f->arrays[i]);
     size_t rows = 0;
-    for (size_t i = 0; i < f->window_count; i++) {
-        const struct window_state *w = &f->states[i];
-        if (w->key.kind != kind || !f->changed[i])
+    for (size_t i = 0; i < f->plan.window_count; i++) {
+        const struct window_state *w = &f->plan.states[i];
+        if (w->key.kind != kind || !f->plan.changed[i])
             continue;
         rows++;
         int64_t key = dimsync_key_at(f->dims, kind, w->key.home_id, w->key.device_id, w->last_ts);
         if (kind == READING_HOME)
             add_home_fact(f, w, key);
         else if (kind == READING_SOLAR)
-            add_solar_fact(f, w, f->solar_home[i], key);
+            add_solar_fact(f, w, f->plan.solar_home[i], key);
         else
             add_battery_fact(f, w, key);
     }
@@ -993,13 +829,13 @@ static bool send_offsets(struct flusher *f)
 /* Phase B: everything the batch writes but its raw rows, in one pipeline. */
 static bool send_writes(struct flusher *f)
 {
-    int64_t min_ts, max_ts;
+    int64_t max_ts;
     char error[512];
     if (!dimsync_apply_registry(f->dims, error, sizeof(error))) {
         set_error(f, "registry", error);
         return false;
     }
-    if (!merge_batch(f, &min_ts, &max_ts))
+    if (!merge_batch(f, &max_ts))
         return false;
     f->query_count = 0;
     bool ok = dimsync_send_dimension_writes(f->dims, &f->dim_pipe, f->arrays);
@@ -1044,7 +880,8 @@ static bool raw_next_kind(struct flusher *f)
 {
     while (++f->raw_kind < READING_KIND_COUNT) {
         copytext_reset(&f->copy);
-        each_raw_row(f, f->raw_kind, add_copy_row, true);
+        f->stats.raw_expired += flush_plan_each_raw_row(&f->plan, f->raw_kind,
+                                                        f->retention.raw_horizon, add_copy_row, f);
         if (f->copy.rows > 0)
             return raw_send(f, RAW_SAVEPOINT, STMT_SAVEPOINT_RAW, NULL);
     }
@@ -1070,7 +907,7 @@ static bool send_raw_insert(struct flusher *f)
     size_t nparams = stmt_get(stmt)->nparams;
     for (size_t i = 0; i < nparams; i++)
         pgarray_reset(&f->arrays[i]);
-    each_raw_row(f, kind, add_array_row, false);
+    (void)flush_plan_each_raw_row(&f->plan, kind, f->retention.raw_horizon, add_array_row, f);
     const char *values[STMT_MAX_PARAMS];
     for (size_t i = 0; i < nparams; i++)
         values[i] = pgarray_finish(&f->arrays[i]);
@@ -1127,40 +964,6 @@ static double ms_since(const struct timespec *t0)
     return (double)(now.tv_sec - t0->tv_sec) * 1e3 + (double)(now.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
-/* Grows (never shrinks) the per-flush arrays to n windows and readings, zeroing what is used. */
-static bool reserve_arrays(struct flusher *f, size_t windows, size_t readings)
-{
-    if (windows > f->windows_cap) {
-        size_t cap = 2 * windows;
-        void *states = realloc(f->states, cap * sizeof(*f->states));
-        if (states)
-            f->states = states;
-        void *homes = realloc(f->solar_home, cap * sizeof(*f->solar_home));
-        if (homes)
-            f->solar_home = homes;
-        void *changed = realloc(f->changed, cap * sizeof(*f->changed));
-        if (changed)
-            f->changed = changed;
-        if (!states || !homes || !changed)
-            return false;
-        f->windows_cap = cap;
-    }
-    if (readings > f->accepted_cap) {
-        void *accepted = realloc(f->accepted, 2 * readings * sizeof(*f->accepted));
-        if (!accepted)
-            return false;
-        f->accepted = accepted;
-        f->accepted_cap = 2 * readings;
-    }
-    if (windows) {
-        memset(f->solar_home, 0, windows * sizeof(*f->solar_home));
-        memset(f->changed, 0, windows * sizeof(*f->changed));
-    }
-    if (readings)
-        memset(f->accepted, 0, readings * sizeof(*f->accepted));
-    return true;
-}
-
 enum flush_progress flusher_start(struct flusher *f, struct batch *b)
 {
     if (f->phase != PHASE_IDLE) {
@@ -1178,16 +981,14 @@ enum flush_progress flusher_start(struct flusher *f, struct batch *b)
         return FLUSH_FAILED;
     }
     f->batch = b;
-    f->window_count = b->window_count;
-    f->windows = batch_sorted_windows(b);
-    if (!reserve_arrays(f, f->window_count, b->reading_count)) {
+    if (!flush_plan_start(&f->plan, batch_sorted_windows(b), b->window_count, b->reading_count,
+                          b->window_seconds)) {
         set_error(f, "internal", "out of memory");
         return fail_flush(f);
     }
-    for (size_t i = 0; i < f->window_count; i++)
-        window_state_init(&f->states[i], &f->windows[i]->key, b->window_seconds);
     f->flushing_registry = f->registry_dirty;
-    f->dims = dimsync_new(f->windows, f->states, f->window_count, f->registry, f->registry_dirty);
+    f->dims = dimsync_new(f->plan.windows, f->plan.states, f->plan.window_count, f->registry,
+                          f->registry_dirty);
     if (!f->dims) {
         set_error(f, "internal", "out of memory");
         return fail_flush(f);
@@ -1350,12 +1151,15 @@ static enum flush_progress finish_commit(struct flusher *f)
         fail_flush(f);
         return FLUSH_FAILED; /* committed, yet the connection is gone: nothing is lost */
     }
-    remember_pending_days(f);
+    flush_known_days_add(&f->known_days, f->pending_days, f->pending_day_count);
+    f->pending_day_count = 0;
     f->stats.elapsed_ms = ms_since(&f->started);
     f->stats.dimension_versions_rewritten = dimsync_changed(f->dims);
-    if (f->stats.partitions_dropped > 0 || f->raw_horizon > f->dropped_horizon) {
-        f->dropped_horizon = f->raw_horizon;
-        forget_days_before(f, (int32_t)floor_day(f->raw_horizon)); /* those are gone */
+    struct flush_retention *r = &f->retention;
+    if (f->stats.partitions_dropped > 0 || r->raw_horizon > r->dropped_horizon) {
+        r->dropped_horizon = r->raw_horizon;
+        /* those are gone */
+        flush_known_days_forget_before(&f->known_days, (int32_t)flush_plan_day(r->raw_horizon));
     }
     if (f->flushing_registry)
         f->registry_dirty = false;
