@@ -32,6 +32,7 @@
 #include "solarx/flush_plan.h"
 #include "solarx/log.h"
 #include "solarx/pgarray.h"
+#include "solarx/pgwire.h"
 #include "solarx/statements.h"
 
 enum phase { PHASE_IDLE, PHASE_LOCK_AND_READ, PHASE_WRITE, PHASE_RAW };
@@ -62,6 +63,7 @@ struct flusher {
     const struct claims *claims; /* borrowed: epochs the offsets are stored under */
     bool fenced;                 /* this flush was refused: partitions claimed by another owner */
     PGconn *conn;
+    const struct pgwire *wire;       /* how conn is spoken to: libpq, or a test's fake */
     const struct registry *registry; /* borrowed; NULL: no registries */
     bool registry_dirty;             /* not yet written since it was set */
     bool flushing_registry;          /* this flush writes it */
@@ -114,6 +116,7 @@ struct flusher *flusher_new(const struct config *cfg, const struct clock_zone *z
     f->cfg = cfg;
     f->zone = zone;
     f->offsets_group = offsets_group ? strdup(offsets_group) : NULL;
+    f->wire = &pgwire_libpq;
     f->pipe.send = pipe_send;
     f->dim_pipe.send = dim_pipe_send;
     return f;
@@ -138,7 +141,7 @@ void flusher_destroy(struct flusher *f)
     flush_plan_free(&f->plan);
     free(f->pending_days);
     if (f->conn)
-        PQfinish(f->conn);
+        f->wire->finish(f->conn);
     for (int i = 0; i < SCRATCH_ARRAYS; i++)
         pgarray_free(&f->arrays[i]);
     copytext_free(&f->copy);
@@ -164,13 +167,19 @@ bool flusher_registry_dirty(const struct flusher *f)
 
 bool flusher_attach(struct flusher *f, PGconn *conn)
 {
+    return flusher_attach_wire(f, conn, &pgwire_libpq);
+}
+
+bool flusher_attach_wire(struct flusher *f, PGconn *conn, const struct pgwire *wire)
+{
     if (f->conn)
-        PQfinish(f->conn);
+        f->wire->finish(f->conn);
+    f->wire = wire;
     f->conn = conn;
-    if (PQsetnonblocking(conn, 1) != 0 || PQenterPipelineMode(conn) != 1) {
+    if (f->wire->set_nonblocking(conn, 1) != 0 || f->wire->enter_pipeline_mode(conn) != 1) {
         snprintf(f->error, sizeof(f->error), "postgres: cannot enter pipeline mode: %s",
-                 PQerrorMessage(conn));
-        PQfinish(conn);
+                 f->wire->error_message(conn));
+        f->wire->finish(conn);
         f->conn = NULL;
         return false;
     }
@@ -276,14 +285,14 @@ bool flusher_check_idle(struct flusher *f)
         return false;
     if (f->phase != PHASE_IDLE)
         return true;
-    if (PQconsumeInput(f->conn) && PQstatus(f->conn) == CONNECTION_OK) {
+    if (f->wire->consume_input(f->conn) && f->wire->status(f->conn) == CONNECTION_OK) {
         PGresult *res;
-        while (!PQisBusy(f->conn) && (res = PQgetResult(f->conn)) != NULL)
+        while (!f->wire->is_busy(f->conn) && (res = f->wire->get_result(f->conn)) != NULL)
             PQclear(res);
         return true;
     }
-    set_error(f, "connection", PQerrorMessage(f->conn));
-    PQfinish(f->conn);
+    set_error(f, "connection", f->wire->error_message(f->conn));
+    f->wire->finish(f->conn);
     f->conn = NULL;
     return false;
 }
@@ -291,7 +300,7 @@ bool flusher_check_idle(struct flusher *f)
 static enum flush_progress fail_flush(struct flusher *f)
 {
     if (f->conn) {
-        PQfinish(f->conn); /* the server rolls the transaction back */
+        f->wire->finish(f->conn); /* the server rolls the transaction back */
         f->conn = NULL;
     }
     f->want_write = false;
@@ -323,8 +332,8 @@ static bool send_query(struct flusher *f, enum stmt_id stmt, const char *const *
         return false;
     }
     const struct stmt_def *s = stmt_get(stmt);
-    if (!PQsendQueryParams(f->conn, s->sql, (int)s->nparams, NULL, values, NULL, NULL, 0)) {
-        set_error(f, "sending a query", PQerrorMessage(f->conn));
+    if (!f->wire->send_query(f->conn, s->sql, (int)s->nparams, values)) {
+        set_error(f, "sending a query", f->wire->error_message(f->conn));
         return false;
     }
     f->queries[f->query_count++] = (struct pending_query){stmt, on_result, ctx, what};
@@ -348,13 +357,13 @@ static bool dim_pipe_send(struct db_pipe *pipe, enum stmt_id stmt, const char *c
 /* Ends the phase's pipeline and pushes what libpq buffered. */
 static bool sync_and_flush(struct flusher *f)
 {
-    if (PQpipelineSync(f->conn) != 1) {
-        set_error(f, "pipeline sync", PQerrorMessage(f->conn));
+    if (f->wire->pipeline_sync(f->conn) != 1) {
+        set_error(f, "pipeline sync", f->wire->error_message(f->conn));
         return false;
     }
-    int rc = PQflush(f->conn);
+    int rc = f->wire->flush(f->conn);
     if (rc < 0) {
-        set_error(f, "sending", PQerrorMessage(f->conn));
+        set_error(f, "sending", f->wire->error_message(f->conn));
         return false;
     }
     f->want_write = rc == 1;
@@ -854,9 +863,9 @@ static bool send_writes(struct flusher *f)
 /* Pushes what libpq buffered; the rest when the socket is writable (want_write). */
 static bool push(struct flusher *f)
 {
-    int rc = PQflush(f->conn);
+    int rc = f->wire->flush(f->conn);
     if (rc < 0) {
-        set_error(f, "sending", PQerrorMessage(f->conn));
+        set_error(f, "sending", f->wire->error_message(f->conn));
         return false;
     }
     f->want_write = rc == 1;
@@ -867,8 +876,8 @@ static bool raw_send(struct flusher *f, enum raw_step step, enum stmt_id stmt,
                      const char *const *values)
 {
     const struct stmt_def *s = stmt_get(stmt);
-    if (!PQsendQueryParams(f->conn, s->sql, (int)s->nparams, NULL, values, NULL, NULL, 0)) {
-        set_error(f, "sending a query", PQerrorMessage(f->conn));
+    if (!f->wire->send_query(f->conn, s->sql, (int)s->nparams, values)) {
+        set_error(f, "sending a query", f->wire->error_message(f->conn));
         return false;
     }
     f->raw_step = step;
@@ -890,8 +899,8 @@ static bool raw_next_kind(struct flusher *f)
 
 static bool start_raw(struct flusher *f)
 {
-    if (PQexitPipelineMode(f->conn) != 1) {
-        set_error(f, "leaving pipeline mode", PQerrorMessage(f->conn));
+    if (f->wire->exit_pipeline_mode(f->conn) != 1) {
+        set_error(f, "leaving pipeline mode", f->wire->error_message(f->conn));
         return false;
     }
     f->phase = PHASE_RAW;
@@ -919,13 +928,13 @@ static bool put_copy_rows(struct flusher *f)
 {
     for (size_t at = 0; at < f->copy.len; at += COPY_CHUNK) {
         size_t n = f->copy.len - at < COPY_CHUNK ? f->copy.len - at : COPY_CHUNK;
-        if (PQputCopyData(f->conn, f->copy.buf + at, (int)n) != 1) {
-            set_error(f, "raw copy", PQerrorMessage(f->conn));
+        if (f->wire->put_copy_data(f->conn, f->copy.buf + at, (int)n) != 1) {
+            set_error(f, "raw copy", f->wire->error_message(f->conn));
             return false;
         }
     }
-    if (PQputCopyEnd(f->conn, NULL) != 1) {
-        set_error(f, "raw copy", PQerrorMessage(f->conn));
+    if (f->wire->put_copy_end(f->conn, NULL) != 1) {
+        set_error(f, "raw copy", f->wire->error_message(f->conn));
         return false;
     }
     return push(f);
@@ -1003,11 +1012,11 @@ enum flush_progress flusher_start(struct flusher *f, struct batch *b)
 static void note_failure(struct flusher *f, const char *what, PGresult *res)
 {
     if (!f->failed) {
-        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        const char *state = f->wire->result_error_field(res, PG_DIAG_SQLSTATE);
         snprintf(f->sqlstate, sizeof(f->sqlstate), "%s", state ? state : "");
         f->fenced = strcmp(f->sqlstate, FENCED_SQLSTATE) == 0;
     }
-    set_error(f, what, PQresultErrorMessage(res));
+    set_error(f, what, f->wire->result_error_message(res));
 }
 
 /* What a failed statement of phases A and B was doing, for the error. */
@@ -1055,9 +1064,9 @@ static enum flush_progress finish_commit(struct flusher *f);
 static enum flush_progress raw_on_io(struct flusher *f)
 {
     for (;;) {
-        if (PQisBusy(f->conn))
+        if (f->wire->is_busy(f->conn))
             return FLUSH_BUSY;
-        PGresult *res = PQgetResult(f->conn);
+        PGresult *res = f->wire->get_result(f->conn);
         if (!res) { /* the command is complete */
             if (f->failed)
                 return fail_flush(f);
@@ -1081,7 +1090,7 @@ static enum flush_progress raw_on_io(struct flusher *f)
             if (f->raw_step == RAW_COPY || f->raw_step == RAW_INSERT)
                 f->stats.raw_inserted[f->raw_kind] += strtoul(PQcmdTuples(res), NULL, 10);
         } else {
-            const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+            const char *state = f->wire->result_error_field(res, PG_DIAG_SQLSTATE);
             if (f->raw_step == RAW_COPY && !f->failed && state &&
                 strcmp(state, UNIQUE_VIOLATION_SQLSTATE) == 0)
                 f->raw_conflict = true; /* rolled back to the savepoint by raw_advance */
@@ -1097,23 +1106,23 @@ enum flush_progress flusher_on_io(struct flusher *f)
     if (f->phase == PHASE_IDLE || !f->conn)
         return FLUSH_FAILED;
     if (f->want_write) {
-        int rc = PQflush(f->conn);
+        int rc = f->wire->flush(f->conn);
         if (rc < 0) {
-            set_error(f, "sending", PQerrorMessage(f->conn));
+            set_error(f, "sending", f->wire->error_message(f->conn));
             return fail_flush(f);
         }
         f->want_write = rc == 1;
     }
-    if (!PQconsumeInput(f->conn)) {
-        set_error(f, "connection", PQerrorMessage(f->conn));
+    if (!f->wire->consume_input(f->conn)) {
+        set_error(f, "connection", f->wire->error_message(f->conn));
         return fail_flush(f);
     }
     if (f->phase == PHASE_RAW)
         return raw_on_io(f);
     for (;;) {
-        if (PQisBusy(f->conn))
+        if (f->wire->is_busy(f->conn))
             return FLUSH_BUSY;
-        PGresult *res = PQgetResult(f->conn);
+        PGresult *res = f->wire->get_result(f->conn);
         if (!res) {
             f->query_index++; /* the end of one query's results */
             if (f->query_index > f->query_count + 1) {
@@ -1146,8 +1155,8 @@ enum flush_progress flusher_on_io(struct flusher *f)
 /* COMMIT succeeded: what the flush learnt is kept; the connection is ready for the next one. */
 static enum flush_progress finish_commit(struct flusher *f)
 {
-    if (PQenterPipelineMode(f->conn) != 1) {
-        set_error(f, "entering pipeline mode", PQerrorMessage(f->conn));
+    if (f->wire->enter_pipeline_mode(f->conn) != 1) {
+        set_error(f, "entering pipeline mode", f->wire->error_message(f->conn));
         fail_flush(f);
         return FLUSH_FAILED; /* committed, yet the connection is gone: nothing is lost */
     }
@@ -1181,7 +1190,7 @@ enum flush_progress flusher_run_blocking(struct flusher *f)
     while (p == FLUSH_BUSY) {
         if (ms_since(&t0) > FLUSH_DEADLINE_MS)
             return flusher_abort(f, "no answer from PostgreSQL within the flush deadline");
-        struct pollfd pfd = {.fd = PQsocket(f->conn),
+        struct pollfd pfd = {.fd = f->wire->socket(f->conn),
                              .events = POLLIN | (f->want_write ? POLLOUT : 0)};
         int rc = poll(&pfd, 1, 1000);
         if (rc < 0 && errno != EINTR) {

@@ -68,6 +68,11 @@ void flusher_set_claims(struct flusher *f, const struct claims *claims);
 /* Hands an established connection to the flusher, which owns it from now on (and puts it in
  * non-blocking pipeline mode). Returns false (and closes conn) when that fails. */
 bool flusher_attach(struct flusher *f, PGconn *conn) __attribute__((warn_unused_result));
+/* flusher_attach over another implementation of the connection calls (borrowed; a test's
+ * recording fake, see pgwire.h): conn is whatever that implementation takes. */
+struct pgwire;
+bool flusher_attach_wire(struct flusher *f, PGconn *conn, const struct pgwire *wire)
+    __attribute__((warn_unused_result));
 /* The connection, or NULL when there is none (never attached, or dropped after a failure). */
 PGconn *flusher_conn(const struct flusher *f);
 bool flusher_busy(const struct flusher *f);

@@ -1,0 +1,521 @@
+/* Unit tests of the flusher driven through a recording fake of its connection (pgwire.h): the
+ * statements a batch sends, in order, with their key parameters; stored state read back -> only
+ * new seconds merged; a fenced offsets store -> FLUSH_FENCED; a raw COPY meeting a stored row ->
+ * the INSERT ... ON CONFLICT fallback. No PostgreSQL: the fake answers every statement itself. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "solarx/batch.h"
+#include "solarx/config.h"
+#include "solarx/flush.h"
+#include "solarx/pgwire.h"
+#include "solarx/statements.h"
+
+#define T0 1739491200 /* 2025-02-14 00:00:00 UTC */
+
+/* ---- the fake -------------------------------------------------------------------------------- */
+
+#define FAKE_MAX_SENT 64
+#define FAKE_MAX_QUEUED 256
+
+struct sent {
+    enum stmt_id stmt;
+    int nparams;
+    char *values[STMT_MAX_PARAMS];
+    char *copy_data; /* a COPY's rows */
+};
+
+/* Answers a statement: a result (PQmakeEmptyPGresult...) or NULL for an empty success. */
+typedef PGresult *(*fake_responder)(const struct sent *q, void *ctx);
+
+struct fake {
+    struct sent sent[FAKE_MAX_SENT];
+    int sent_count;
+    PGresult *queue[FAKE_MAX_QUEUED]; /* results to return; NULL entries end a query's results */
+    int head, tail;
+    bool pipeline, aborted, finished;
+    struct sent *copying; /* the COPY whose rows are arriving */
+    fake_responder respond;
+    void *ctx;
+};
+
+static struct fake *fake_of(const PGconn *conn)
+{
+    return (struct fake *)conn;
+}
+
+static void push(struct fake *k, PGresult *res)
+{
+    cr_assert_lt(k->tail, FAKE_MAX_QUEUED);
+    k->queue[k->tail++] = res;
+}
+
+/* An error result: its SQLSTATE and message travel as its (only) row. */
+static PGresult *fake_error(const char *sqlstate, const char *message)
+{
+    PGresult *res = PQmakeEmptyPGresult(NULL, PGRES_FATAL_ERROR);
+    PGresAttDesc cols[2] = {{.name = "sqlstate", .format = 0, .typid = 25, .typlen = -1},
+                            {.name = "message", .format = 0, .typid = 25, .typlen = -1}};
+    cr_assert(PQsetResultAttrs(res, 2, cols));
+    cr_assert(PQsetvalue(res, 0, 0, (char *)sqlstate, (int)strlen(sqlstate)));
+    cr_assert(PQsetvalue(res, 0, 1, (char *)message, (int)strlen(message)));
+    return res;
+}
+
+/* A result of rows x columns text values (row-major; NULL pointers are SQL NULL). */
+static PGresult *fake_rows(int rows, int columns, const char *const *values)
+{
+    PGresult *res = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
+    PGresAttDesc *cols = calloc((size_t)columns, sizeof(*cols));
+    for (int c = 0; c < columns; c++)
+        cols[c] = (PGresAttDesc){.name = "c", .typid = 25, .typlen = -1};
+    cr_assert(PQsetResultAttrs(res, columns, cols));
+    free(cols);
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < columns; c++) {
+            const char *v = values[r * columns + c];
+            cr_assert(PQsetvalue(res, r, c, (char *)v, v ? (int)strlen(v) : -1));
+        }
+    return res;
+}
+
+static enum stmt_id stmt_of_sql(const char *sql)
+{
+    for (int id = 0; id < STMT_COUNT; id++)
+        if (strcmp(stmt_get(id)->sql, sql) == 0)
+            return id;
+    cr_assert_fail("a statement not in the table: %s", sql);
+    return STMT_COUNT;
+}
+
+/* The statement's result as the responder (or an empty success) gives it. */
+static void answer(struct fake *k, struct sent *q)
+{
+    PGresult *res = k->pipeline && k->aborted ? PQmakeEmptyPGresult(NULL, PGRES_PIPELINE_ABORTED)
+                    : k->respond              ? k->respond(q, k->ctx)
+                                              : NULL;
+    if (!res && stmt_get(q->stmt)->ncolumns == 1) { /* a function's count: one */
+        const char *one[1] = {"1"};
+        res = fake_rows(1, 1, one);
+    }
+    if (!res) /* no stored rows; a command done */
+        res = PQmakeEmptyPGresult(NULL,
+                                  stmt_get(q->stmt)->ncolumns ? PGRES_TUPLES_OK : PGRES_COMMAND_OK);
+    if (PQresultStatus(res) == PGRES_FATAL_ERROR)
+        k->aborted = true;
+    push(k, res);
+    push(k, NULL);
+}
+
+static int fake_send_query(PGconn *conn, const char *sql, int nparams, const char *const *values)
+{
+    struct fake *k = fake_of(conn);
+    cr_assert_lt(k->sent_count, FAKE_MAX_SENT);
+    struct sent *q = &k->sent[k->sent_count++];
+    q->stmt = stmt_of_sql(sql);
+    q->nparams = nparams;
+    cr_assert_eq((size_t)nparams, stmt_get(q->stmt)->nparams, "%s", stmt_get(q->stmt)->name);
+    for (int i = 0; i < nparams; i++)
+        q->values[i] = values[i] ? strdup(values[i]) : NULL;
+    if (strncmp(sql, "COPY ", 5) == 0) {
+        cr_assert_not(k->pipeline, "COPY in pipeline mode");
+        k->copying = q;
+        push(k, PQmakeEmptyPGresult(NULL, PGRES_COPY_IN));
+        return 1;
+    }
+    answer(k, q);
+    return 1;
+}
+
+static int fake_put_copy_data(PGconn *conn, const char *buf, int len)
+{
+    struct sent *q = fake_of(conn)->copying;
+    size_t have = q->copy_data ? strlen(q->copy_data) : 0;
+    q->copy_data = realloc(q->copy_data, have + (size_t)len + 1);
+    memcpy(q->copy_data + have, buf, (size_t)len);
+    q->copy_data[have + (size_t)len] = '\0';
+    return 1;
+}
+
+static int fake_put_copy_end(PGconn *conn, const char *errormsg)
+{
+    struct fake *k = fake_of(conn);
+    answer(k, k->copying);
+    k->copying = NULL;
+    return 1;
+}
+
+static int fake_pipeline_sync(PGconn *conn)
+{
+    struct fake *k = fake_of(conn);
+    push(k, PQmakeEmptyPGresult(NULL, PGRES_PIPELINE_SYNC));
+    k->aborted = false;
+    return 1;
+}
+
+static PGresult *fake_get_result(PGconn *conn)
+{
+    struct fake *k = fake_of(conn);
+    cr_assert_lt(k->head, k->tail, "a result asked for that no statement produces");
+    return k->queue[k->head++];
+}
+
+static int fake_set_nonblocking(PGconn *conn, int on)
+{
+    return 0;
+}
+
+static int fake_enter_pipeline(PGconn *conn)
+{
+    fake_of(conn)->pipeline = true;
+    return 1;
+}
+
+static int fake_exit_pipeline(PGconn *conn)
+{
+    struct fake *k = fake_of(conn);
+    cr_assert_eq(k->head, k->tail, "leaving pipeline mode with results unread");
+    k->pipeline = false;
+    return 1;
+}
+
+static int fake_ok(PGconn *conn)
+{
+    return 1;
+}
+
+static int fake_not_busy(PGconn *conn)
+{
+    return 0;
+}
+
+static int fake_flushed(PGconn *conn)
+{
+    return 0;
+}
+
+static ConnStatusType fake_status(const PGconn *conn)
+{
+    return CONNECTION_OK;
+}
+
+static char *fake_error_message(const PGconn *conn)
+{
+    return "";
+}
+
+static int fake_socket(const PGconn *conn)
+{
+    return -1;
+}
+
+static void fake_finish(PGconn *conn)
+{
+    fake_of(conn)->finished = true;
+}
+
+static char *fake_result_error_field(const PGresult *res, int fieldcode)
+{
+    if (PQresultStatus(res) != PGRES_FATAL_ERROR || fieldcode != PG_DIAG_SQLSTATE)
+        return NULL;
+    return PQgetvalue(res, 0, 0);
+}
+
+static char *fake_result_error_message(const PGresult *res)
+{
+    return PQresultStatus(res) == PGRES_FATAL_ERROR ? PQgetvalue(res, 0, 1) : "";
+}
+
+static const struct pgwire fake_wire = {
+    .set_nonblocking = fake_set_nonblocking,
+    .enter_pipeline_mode = fake_enter_pipeline,
+    .exit_pipeline_mode = fake_exit_pipeline,
+    .pipeline_sync = fake_pipeline_sync,
+    .send_query = fake_send_query,
+    .flush = fake_flushed,
+    .consume_input = fake_ok,
+    .is_busy = fake_not_busy,
+    .get_result = fake_get_result,
+    .put_copy_data = fake_put_copy_data,
+    .put_copy_end = fake_put_copy_end,
+    .status = fake_status,
+    .error_message = fake_error_message,
+    .socket = fake_socket,
+    .finish = fake_finish,
+    .result_error_field = fake_result_error_field,
+    .result_error_message = fake_result_error_message,
+};
+
+static void fake_free(struct fake *k)
+{
+    for (int i = 0; i < k->sent_count; i++) {
+        for (int p = 0; p < k->sent[i].nparams; p++)
+            free(k->sent[i].values[p]);
+        free(k->sent[i].copy_data);
+    }
+    while (k->head < k->tail)
+        PQclear(k->queue[k->head++]);
+    free(k);
+}
+
+/* ---- fixtures -------------------------------------------------------------------------------- */
+
+static struct clock_zone *zone;
+static struct config cfg;
+static struct batch *batch;
+static struct flusher *flusher;
+static struct fake *fake;
+
+static void setup(void)
+{
+    char err[128];
+    zone = clock_zone_new("UTC", err, sizeof(err));
+    cr_assert_not_null(zone, "%s", err);
+    cfg = (struct config){.raw_retention_days = 10000, .raw_archive_dir = ""};
+    cfg.topic[READING_HOME] = "home_energy_consumption";
+    cfg.topic[READING_SOLAR] = "solar_energy_data";
+    cfg.topic[READING_BATTERY] = "battery_data";
+    batch = batch_new(900, zone);
+    flusher = flusher_new(&cfg, zone, "solarx");
+    fake = calloc(1, sizeof(*fake));
+    cr_assert(flusher_attach_wire(flusher, (PGconn *)fake, &fake_wire));
+}
+
+static void teardown(void)
+{
+    flusher_destroy(flusher);
+    fake_free(fake);
+    batch_destroy(batch);
+    clock_zone_destroy(zone);
+}
+
+TestSuite(flush_fake, .init = setup, .fini = teardown);
+
+static void add_home(int32_t home_id, int64_t ts, int32_t partition, int64_t offset)
+{
+    struct reading r = {.kind = READING_HOME,
+                        .home_id = home_id,
+                        .device_id = home_id,
+                        .ts = ts,
+                        .energy_wh = 1000000,
+                        .accumulated_wh = 7000000};
+    batch_add_reading(batch, &r, partition, offset);
+    batch_note_offset(batch, READING_HOME, partition, offset);
+}
+
+static enum flush_progress run_flush(void)
+{
+    enum flush_progress p = flusher_start(flusher, batch);
+    for (int rounds = 0; p == FLUSH_BUSY && rounds < 100; rounds++)
+        p = flusher_on_io(flusher);
+    return p;
+}
+
+static const struct sent *find_sent(enum stmt_id stmt, int nth)
+{
+    for (int i = 0; i < fake->sent_count; i++)
+        if (fake->sent[i].stmt == stmt && nth-- == 0)
+            return &fake->sent[i];
+    return NULL;
+}
+
+static const char *param(enum stmt_id stmt, int p)
+{
+    const struct sent *q = find_sent(stmt, 0);
+    cr_assert_not_null(q, "%s was not sent", stmt_get(stmt)->name);
+    return q->values[p];
+}
+
+static int sequence_index(enum stmt_id stmt)
+{
+    for (int i = 0; i < fake->sent_count; i++)
+        if (fake->sent[i].stmt == stmt)
+            return i;
+    return -1;
+}
+
+/* ---- tests ----------------------------------------------------------------------------------- */
+
+Test(flush_fake, a_batch_sends_its_statements_in_order_with_their_parameters)
+{
+    add_home(1, T0 + 1, 0, 10);
+    add_home(1, T0 + 2, 0, 11);
+    add_home(2, T0 + 900, 1, 5);
+    cr_assert_eq(run_flush(), FLUSH_COMMITTED, "%s", flusher_error(flusher));
+
+    static const enum stmt_id phase_a[] = {
+        STMT_BEGIN,
+        STMT_LOCK_REGISTRY_SHARED,
+        STMT_LOCK_WINDOWS,
+        STMT_LOCK_BATTERY_HOMES,
+        STMT_READ_BATTERY_VERSIONS,
+        STMT_READ_BATTERY_NEIGHBOURS,
+        STMT_READ_HOME_VERSIONS,
+        STMT_READ_PANEL_VERSIONS,
+        STMT_STORED_HOME_WINDOWS,
+        STMT_STORED_SOLAR_WINDOWS,
+        STMT_STORED_BATTERY_WINDOWS,
+    };
+    for (size_t i = 0; i < sizeof(phase_a) / sizeof(phase_a[0]); i++)
+        cr_assert_eq(fake->sent[i].stmt, phase_a[i], "statement %zu is %s, expected %s", i,
+                     stmt_get(fake->sent[i].stmt)->name, stmt_get(phase_a[i])->name);
+    /* Phase B then C, in this order (the dimension writes, if any, come first). */
+    static const enum stmt_id then[] = {
+        STMT_ENSURE_RAW_PARTITIONS,
+        STMT_ENSURE_DATES,
+        STMT_UPSERT_HOME_FACTS,
+        STMT_STORE_OFFSETS,
+        STMT_SAVEPOINT_RAW,
+        STMT_COPY_HOME_RAW,
+        STMT_COMMIT,
+    };
+    int last = (int)(sizeof(phase_a) / sizeof(phase_a[0])) - 1;
+    for (size_t i = 0; i < sizeof(then) / sizeof(then[0]); i++) {
+        int at = sequence_index(then[i]);
+        cr_assert_gt(at, last, "%s is sent out of order", stmt_get(then[i])->name);
+        last = at;
+    }
+    cr_assert_eq(last, fake->sent_count - 1, "COMMIT is the last statement");
+    cr_assert_null(find_sent(STMT_UPSERT_BATTERY_FACTS, 0), "no battery window: no battery facts");
+    cr_assert_null(find_sent(STMT_INSERT_HOME_RAW, 0), "no conflict: no fallback");
+
+    /* two home windows: (home 1, T0) and (home 2, T0 + 900), locked in order */
+    char classes[64], objects[64];
+    snprintf(classes, sizeof(classes), "{735800,735800}");
+    snprintf(objects, sizeof(objects), "{%d,%d}", T0 / 60, (T0 + 900) / 60);
+    cr_assert_str_eq(param(STMT_LOCK_WINDOWS, P_LOCK_WINDOWS_CLASSES), classes);
+    cr_assert_str_eq(param(STMT_LOCK_WINDOWS, P_LOCK_WINDOWS_OBJECTS), objects);
+    cr_assert_str_eq(param(STMT_STORED_HOME_WINDOWS, P_WINDOW_KEYS_HOME_IDS), "{1,2}");
+    cr_assert_str_eq(param(STMT_STORED_BATTERY_WINDOWS, P_WINDOW_KEYS_HOME_IDS), "{}");
+    cr_assert_str_eq(param(STMT_UPSERT_HOME_FACTS, P_HOME_FACT_HOME_IDS), "{1,2}");
+    cr_assert_str_eq(param(STMT_UPSERT_HOME_FACTS, P_HOME_FACT_READINGS_COUNTS), "{2,1}");
+    cr_assert_str_eq(param(STMT_UPSERT_HOME_FACTS, P_HOME_FACT_SUMS_WH), "{2.000000,1.000000}");
+    cr_assert_str_eq(param(STMT_UPSERT_HOME_FACTS, P_HOME_FACT_WINDOW_SECONDS), "900");
+    cr_assert_str_eq(param(STMT_ENSURE_RAW_PARTITIONS, P_ENSURE_PARTITIONS_DAYS), "{20133}");
+    cr_assert_str_eq(param(STMT_STORE_OFFSETS, P_OFFSETS_GROUP), "solarx");
+    cr_assert_not_null(strstr(param(STMT_STORE_OFFSETS, P_OFFSETS_NEXT_OFFSETS), "12"));
+    cr_assert_not_null(strstr(param(STMT_STORE_OFFSETS, P_OFFSETS_NEXT_OFFSETS), "6"));
+    const char *rows = find_sent(STMT_COPY_HOME_RAW, 0)->copy_data;
+    cr_assert_not_null(rows);
+    int lines = 0;
+    for (const char *c = rows; *c; c++)
+        lines += *c == '\n';
+    cr_assert_eq(lines, 3, "one raw row per accepted reading:\n%s", rows);
+
+    const struct flush_stats *st = flusher_stats(flusher);
+    cr_assert_eq(st->readings, 3);
+    cr_assert_eq(st->accepted, 3);
+    cr_assert_eq(st->duplicates, 0);
+}
+
+/* The stored state of (home 1, T0): seconds T0 + 1 and T0 + 2 counted, 2 Wh. */
+static PGresult *stored_home_window(const struct sent *q, void *ctx)
+{
+    if (q->stmt != STMT_STORED_HOME_WINDOWS)
+        return NULL;
+    char start[24], first[24], last[24];
+    snprintf(start, sizeof(start), "%d", T0);
+    snprintf(first, sizeof(first), "%d", T0 + 1);
+    snprintf(last, sizeof(last), "%d", T0 + 2);
+    /* seconds_seen: bits 1 and 2 of the first byte (bit i = second i of the window) */
+    static char seen[256];
+    snprintf(seen, sizeof(seen), "\\x06%0*d", 2 * (900 / 8 + 1) - 2, 0);
+    const char *row[C_STORED_COUNT] = {
+        [C_STORED_HOME_ID] = "1",
+        [C_STORED_DEVICE_ID] = "1",
+        [C_STORED_START] = start,
+        [C_STORED_SUM_WH] = "2.000000",
+        [C_STORED_READINGS_COUNT] = "2",
+        [C_STORED_MIN_WH] = "1.000000",
+        [C_STORED_MAX_WH] = "1.000000",
+        [C_STORED_FIRST_TS] = first,
+        [C_STORED_LAST_TS] = last,
+        [C_STORED_LAST_ENERGY_WH] = "0",
+        [C_STORED_LAST_ACCUMULATED_WH] = "7.000000",
+        [C_STORED_CAPACITY_KWH] = "0",
+        [C_STORED_MAX_CHARGE_SPEED_W] = "0",
+        [C_STORED_MAX_OUTPUT_W] = "0",
+        [C_STORED_IS_CHARGING] = "f",
+        [C_STORED_STATUS] = "ideal",
+        [C_STORED_SECONDS_SEEN] = seen,
+        [C_STORED_WINDOW_SECONDS] = "900",
+    };
+    return fake_rows(1, C_STORED_COUNT, row);
+}
+
+Test(flush_fake, only_seconds_not_stored_are_merged_and_become_raw_rows)
+{
+    add_home(1, T0 + 2, 0, 20); /* stored already */
+    add_home(1, T0 + 3, 0, 21); /* new */
+    add_home(1, T0 + 3, 0, 22); /* the same second again */
+    fake->respond = stored_home_window;
+    cr_assert_eq(run_flush(), FLUSH_COMMITTED, "%s", flusher_error(flusher));
+    const struct flush_stats *st = flusher_stats(flusher);
+    cr_assert_eq(st->readings, 3);
+    cr_assert_eq(st->accepted, 1);
+    cr_assert_eq(st->duplicates, 2);
+    cr_assert_str_eq(param(STMT_UPSERT_HOME_FACTS, P_HOME_FACT_READINGS_COUNTS), "{3}");
+    cr_assert_str_eq(param(STMT_UPSERT_HOME_FACTS, P_HOME_FACT_SUMS_WH), "{3.000000}");
+    const char *rows = find_sent(STMT_COPY_HOME_RAW, 0)->copy_data;
+    cr_assert_eq(strchr(rows, '\n'), rows + strlen(rows) - 1, "one raw row:\n%s", rows);
+    cr_assert_not_null(strstr(rows, "\t21\n"), "the raw row is the new reading's:\n%s", rows);
+}
+
+static PGresult *fence_offsets(const struct sent *q, void *ctx)
+{
+    return q->stmt == STMT_STORE_OFFSETS
+               ? fake_error("SXFEN", "partition home_energy_consumption/0 is held by another")
+               : NULL;
+}
+
+Test(flush_fake, a_fenced_offsets_store_fails_the_flush_as_fenced)
+{
+    add_home(1, T0 + 1, 0, 10);
+    fake->respond = fence_offsets;
+    cr_assert_eq(run_flush(), FLUSH_FENCED);
+    cr_assert_str_eq(flusher_sqlstate(flusher), "SXFEN");
+    cr_assert_not_null(strstr(flusher_error(flusher), "postgres: offsets: partition"), "%s",
+                       flusher_error(flusher));
+    cr_assert(fake->finished, "the connection is dropped: the transaction rolls back");
+    cr_assert_null(find_sent(STMT_COMMIT, 0));
+    cr_assert_null(flusher_conn(flusher));
+}
+
+static PGresult *conflict_on_copy(const struct sent *q, void *ctx)
+{
+    return q->stmt == STMT_COPY_HOME_RAW
+               ? fake_error("23505", "duplicate key value violates unique constraint")
+               : NULL;
+}
+
+Test(flush_fake, a_copy_meeting_a_stored_row_falls_back_to_insert_on_conflict)
+{
+    add_home(1, T0 + 1, 0, 10);
+    add_home(1, T0 + 2, 0, 11);
+    fake->respond = conflict_on_copy;
+    cr_assert_eq(run_flush(), FLUSH_COMMITTED, "%s", flusher_error(flusher));
+    int copy = sequence_index(STMT_COPY_HOME_RAW);
+    cr_assert_eq(fake->sent[copy + 1].stmt, STMT_ROLLBACK_TO_RAW);
+    cr_assert_eq(fake->sent[copy + 2].stmt, STMT_INSERT_HOME_RAW);
+    cr_assert_eq(fake->sent[copy + 3].stmt, STMT_COMMIT);
+    cr_assert_str_eq(param(STMT_INSERT_HOME_RAW, P_HOME_RAW_HOME_IDS), "{1,1}");
+    cr_assert_str_eq(param(STMT_INSERT_HOME_RAW, P_HOME_RAW_OFFSETS), "{10,11}");
+    cr_assert_str_eq(flusher_sqlstate(flusher), "");
+}
+
+static PGresult *fail_window_merge(const struct sent *q, void *ctx)
+{
+    return q->stmt == STMT_UPSERT_HOME_FACTS ? fake_error("22003", "numeric field overflow") : NULL;
+}
+
+Test(flush_fake, a_refused_statement_fails_the_flush_with_its_context)
+{
+    add_home(1, T0 + 1, 0, 10);
+    fake->respond = fail_window_merge;
+    cr_assert_eq(run_flush(), FLUSH_FAILED);
+    cr_assert_str_eq(flusher_error(flusher), "postgres: window merge: numeric field overflow");
+    cr_assert_eq(flusher_failure(flusher), FLUSH_FAILURE_REJECTED);
+    cr_assert_null(find_sent(STMT_COPY_HOME_RAW, 0), "phase C never starts");
+}
