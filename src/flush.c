@@ -14,7 +14,10 @@
  * under a savepoint; when one meets a row already stored (an operator deleted facts and replays
  * while raw rows remain) the savepoint is rolled back and the kind's rows go through INSERT ...
  * ON CONFLICT DO NOTHING instead. Then COMMIT. Any error drops the connection, which rolls
- * back. */
+ * back.
+ * What is decided without PostgreSQL (lock order, the merge, raw rows, retention, partition
+ * days) is flush_plan.c; every statement is declared in statements.c; the connection is spoken
+ * to through pgwire.h (libpq, or a test's recording fake). */
 #include "solarx/flush.h"
 
 #include <errno.h>
