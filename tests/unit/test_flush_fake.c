@@ -519,3 +519,70 @@ Test(flush_fake, a_refused_statement_fails_the_flush_with_its_context)
     cr_assert_eq(flusher_failure(flusher), FLUSH_FAILURE_REJECTED);
     cr_assert_null(find_sent(STMT_COPY_HOME_RAW, 0), "phase C never starts");
 }
+
+static void add_battery(int32_t home_id, int32_t battery_id, int64_t ts, int64_t offset)
+{
+    struct reading r = {.kind = READING_BATTERY,
+                        .home_id = home_id,
+                        .device_id = battery_id,
+                        .ts = ts,
+                        .energy_wh = 2000000,
+                        .capacity_kwh = 10000000,
+                        .max_charge_speed_w = 3000000000,
+                        .max_output_w = 4000000000};
+    batch_add_reading(batch, &r, 2, offset);
+    batch_note_offset(batch, READING_BATTERY, 2, offset);
+}
+
+Test(flush_fake, a_new_battery_gets_its_first_version_and_its_facts_the_key)
+{
+    add_battery(3, 1, T0 + 5, 40);
+    cr_assert_eq(run_flush(), FLUSH_COMMITTED, "%s", flusher_error(flusher));
+    cr_assert_str_eq(param(STMT_LOCK_BATTERY_HOMES, P_BATTERY_LOCKS_HOME_IDS), "{3}");
+    cr_assert_str_eq(param(STMT_READ_BATTERY_VERSIONS, P_BATTERY_DEVICES_BATTERY_IDS), "{1}");
+    cr_assert_str_eq(param(STMT_UPSERT_BATTERY_VERSIONS, P_BATTERY_VERSION_HOME_IDS), "{3}");
+    cr_assert_str_eq(param(STMT_UPSERT_BATTERY_VERSIONS, P_BATTERY_VERSION_CAPACITIES_KWH),
+                     "{10.000000}");
+    cr_assert_str_eq(param(STMT_UPSERT_BATTERY_VERSIONS, P_BATTERY_VERSION_CURRENT), "{t}");
+    const char *key = param(STMT_UPSERT_BATTERY_VERSIONS, P_BATTERY_VERSION_KEYS);
+    cr_assert_str_eq(param(STMT_UPSERT_BATTERY_FACTS, P_BATTERY_FACT_BATTERY_KEYS), key,
+                     "the fact row points at the version written");
+    cr_assert_str_eq(param(STMT_REPOINT_BATTERY_FACTS, P_REPOINT_BATTERY_HOME_IDS), "{3}");
+    cr_assert_lt(sequence_index(STMT_UPSERT_BATTERY_VERSIONS),
+                 sequence_index(STMT_UPSERT_BATTERY_FACTS), "versions before the facts");
+    cr_assert_lt(sequence_index(STMT_UPSERT_BATTERY_FACTS),
+                 sequence_index(STMT_REPOINT_BATTERY_FACTS), "re-pointing after the facts");
+    cr_assert_eq(flusher_stats(flusher)->dimension_versions_rewritten, 1);
+}
+
+static PGresult *corrupt_battery_version(const struct sent *q, void *ctx)
+{
+    if (q->stmt != STMT_READ_BATTERY_VERSIONS)
+        return NULL;
+    char start[24];
+    snprintf(start, sizeof(start), "%d", T0);
+    const char *row[C_BATTERY_VERSION_COUNT] = {
+        [C_BATTERY_VERSION_HOME_ID] = "3",
+        [C_BATTERY_VERSION_BATTERY_ID] = "1",
+        [C_BATTERY_VERSION_START] = start,
+        [C_BATTERY_VERSION_LAST_SEEN] = start,
+        [C_BATTERY_VERSION_CAPACITY_KWH] = "not a number",
+        [C_BATTERY_VERSION_MAX_CHARGE_SPEED_W] = "3000",
+        [C_BATTERY_VERSION_MAX_OUTPUT_W] = "4000",
+    };
+    return fake_rows(1, C_BATTERY_VERSION_COUNT, row);
+}
+
+Test(flush_fake, a_stored_version_that_does_not_parse_fails_the_flush_naming_it)
+{
+    add_battery(3, 1, T0 + 5, 40);
+    fake->respond = corrupt_battery_version;
+    cr_assert_eq(run_flush(), FLUSH_FAILED);
+    char expected[160];
+    snprintf(expected, sizeof(expected),
+             "postgres: dimensions: stored dimension version of device 3/1 starting at %d is "
+             "invalid",
+             T0);
+    cr_assert_str_eq(flusher_error(flusher), expected);
+    cr_assert_null(find_sent(STMT_UPSERT_BATTERY_FACTS, 0), "nothing is written");
+}
