@@ -211,8 +211,9 @@ static int kind_of_topic(const struct kafka_consumer *kc, const char *topic)
     return -1;
 }
 
-/* Handles up to DRAIN_BUDGET queued messages and events with zero timeouts. */
-static void drain(struct kafka_consumer *kc)
+/* Handles up to DRAIN_BUDGET queued messages and events with zero timeouts; *delivered counts
+ * the messages handed to handlers.on_message. */
+static void drain_turn(struct kafka_consumer *kc, int *delivered)
 {
     if (kc->held && !kc->paused)
         return; /* kafka_consumer_hold(false) drains again */
@@ -230,8 +231,10 @@ static void drain(struct kafka_consumer *kc)
                          rd_kafka_message_errstr(msg));
         } else {
             int kind = kind_of_topic(kc, rd_kafka_topic_name(msg->rkt));
-            if (kind >= 0)
+            if (kind >= 0) {
                 kc->handlers.on_message(kc->handlers.opaque, (enum reading_kind)kind, msg);
+                (*delivered)++;
+            }
         }
         rd_kafka_message_destroy(msg);
         if (kc->closing || (kc->held && !kc->paused))
@@ -240,6 +243,15 @@ static void drain(struct kafka_consumer *kc)
     /* Budget spent: more may be queued, and the pipe will not fire again for it. */
     struct timeval now = {0, 0};
     event_add(kc->poll_event, &now);
+}
+
+/* One drain turn, then handlers.on_drained when it delivered messages. */
+static void drain(struct kafka_consumer *kc)
+{
+    int delivered = 0;
+    drain_turn(kc, &delivered);
+    if (delivered > 0 && !kc->closing && kc->handlers.on_drained)
+        kc->handlers.on_drained(kc->handlers.opaque);
 }
 
 static void on_pipe(evutil_socket_t fd, short what, void *arg)

@@ -19,6 +19,7 @@
 #include "solarx/db.h"
 #include "solarx/db_session.h"
 #include "solarx/decode.h"
+#include "solarx/decode_pool.h"
 #include "solarx/flush.h"
 #include "solarx/kafka.h"
 #include "solarx/log.h"
@@ -44,6 +45,10 @@ struct service {
     struct config *cfg;
     struct clock_zone *zone;
     struct decode_config decode;
+    /* Decodes consumed messages on its worker thread; the loop applies them in order. */
+    struct decode_pool *decoder;
+    struct event *decoded_event; /* the decoder's eventfd */
+    uint64_t fences;             /* drop_fenced_batches calls: an apply in progress stops */
     struct event_base *base;
     struct kafka_consumer *kc;
     struct flusher *flusher;
@@ -147,7 +152,7 @@ static void update_backpressure(struct service *s)
 {
     if (!s->kc)
         return;
-    bool full = batch_full(s, s->pending);
+    bool full = batch_full(s, s->pending) || decode_pool_is_full(s->decoder);
     if (!s->stopping)
         kafka_consumer_hold(s->kc, full || s->revoking);
 }
@@ -267,6 +272,8 @@ static void drop_fenced_batches(struct service *s)
              s->inflight->dead_count + s->pending->dead_count, quoted);
     batch_clear(s->inflight);
     batch_clear(s->pending);
+    decode_pool_discard(s->decoder); /* consumed later than pending: rewound too */
+    s->fences++;
     while (s->half_count > 0) { /* an isolation in progress: its halves were consumed too */
         batch_destroy(s->halves[--s->half_count]);
         s->halves[s->half_count] = NULL;
@@ -491,48 +498,136 @@ static void on_flush_timer(evutil_socket_t fd, short what, void *arg)
 
 /* ---- Kafka -------------------------------------------------------------------------------- */
 
+/* Files one decoded message into the pending batch: its readings, or a dead letter; then its
+ * offset. A full batch starts a flush. */
+static void apply_decoded(struct service *s, const struct decode_pool_result *r)
+{
+    enum decode_error e = r->error;
+    enum reading_kind kind = r->kind;
+    if (e == DECODE_OK) {
+        for (size_t i = 0; i < r->reading_count; i++)
+            batch_add_reading(s->pending, &r->readings[i], r->partition, r->offset);
+        s->m.readings[kind] += r->reading_count;
+    } else if (e == DECODE_TOO_LARGE) {
+        batch_add_truncated_dead_letter(s->pending, kind, r->partition, r->offset, r->key,
+                                        r->key_len, r->payload, r->len, DECODE_TOO_LARGE_KEEP_BYTES,
+                                        decode_error_name(e), r->reason);
+        s->m.dead_letters[e]++;
+        log_warn("event=dead_letter topic=%s partition=%d offset=%lld reason=%s bytes=%zu",
+                 s->cfg->topic[kind], (int)r->partition, (long long)r->offset, decode_error_name(e),
+                 r->len);
+    } else {
+        batch_add_dead_letter(s->pending, kind, r->partition, r->offset, r->key, r->key_len,
+                              r->payload, r->len, decode_error_name(e), r->reason);
+        s->m.dead_letters[e]++;
+        log_debug("event=dead_letter topic=%s partition=%d offset=%lld reason=%s",
+                  s->cfg->topic[kind], (int)r->partition, (long long)r->offset,
+                  decode_error_name(e));
+    }
+    batch_note_offset(s->pending, kind, r->partition, r->offset);
+    if (batch_full(s, s->pending)) {
+        start_flush(s);
+        update_backpressure(s);
+    }
+}
+
+/* Applies decoded chunks, oldest first, while the oldest is decoded; wait: until none is left
+ * submitted (decoding is CPU work only: a chunk takes a few ms). A fence during an apply drops
+ * the rest (drop_fenced_batches discarded it). */
+static void apply_decoded_chunks(struct service *s, bool wait)
+{
+    struct decode_pool_chunk *c;
+    while ((c = decode_pool_take(s->decoder, wait))) {
+        uint64_t fences = s->fences;
+        size_t n = decode_pool_chunk_count(c);
+        for (size_t i = 0; i < n && s->fences == fences; i++) {
+            struct decode_pool_result r;
+            decode_pool_chunk_result(c, i, &r);
+            apply_decoded(s, &r);
+        }
+        decode_pool_release(s->decoder, c);
+    }
+}
+
+/* Everything consumed is applied to the batches: the join before a revoke's flush and a stop. */
+static void join_decoding(struct service *s)
+{
+    while (!decode_pool_idle(s->decoder)) {
+        (void)decode_pool_submit(s->decoder); /* refused when full: the wait below makes room */
+        apply_decoded_chunks(s, true);
+    }
+}
+
+/* The decoder finished a chunk: apply what is decoded in order, hand on what waited for room. */
+static void on_decoded(evutil_socket_t fd, short what, void *arg)
+{
+    struct service *s = arg;
+    decode_pool_ack(s->decoder);
+    apply_decoded_chunks(s, false);
+    if (!s->stopping)
+        (void)decode_pool_submit(s->decoder); /* refused: still full, the next chunk frees one */
+    update_backpressure(s);
+}
+
+/* The end of a Kafka drain turn: what was staged goes to the decoder (or waits for room, with
+ * consumption held). */
+static void on_drained(void *opaque)
+{
+    struct service *s = opaque;
+    if (!decode_pool_submit(s->decoder))
+        update_backpressure(s);
+}
+
+/* A message is copied to the decoder's staging chunk (librdkafka's message must not outlive this
+ * callback, and keeping it would pin its whole fetch buffer); decoded on the worker thread, it
+ * is applied by apply_decoded, in consumption order. */
 static void on_message(void *opaque, enum reading_kind kind, const rd_kafka_message_t *msg)
 {
     struct service *s = opaque;
     if (s->stopping)
         return; /* not noted: consumed again after the restart */
-    struct reading out[DECODE_MAX_READINGS];
-    size_t n = 0;
-    char reason[DECODE_REASON_SIZE];
-    const char *payload = msg->payload ? msg->payload : "";
     s->m.consumed[kind]++;
-    s->decode.now = (int64_t)time(NULL);
     note_progress(s);
     claims_note_consumed(s->claims, kind, msg->partition, msg->offset);
-    enum decode_error e =
-        decode_check_size(msg->len, (size_t)s->cfg->max_message_bytes, reason, sizeof(reason));
-    if (e == DECODE_OK)
-        e = decode_message(&s->decode, kind, payload, msg->len, out, &n, reason, sizeof(reason));
-    if (e == DECODE_OK) {
-        for (size_t i = 0; i < n; i++)
-            batch_add_reading(s->pending, &out[i], msg->partition, msg->offset);
-        s->m.readings[kind] += n;
-    } else if (e == DECODE_TOO_LARGE) {
-        batch_add_truncated_dead_letter(s->pending, kind, msg->partition, msg->offset, msg->key,
-                                        msg->key_len, payload, msg->len,
-                                        DECODE_TOO_LARGE_KEEP_BYTES, decode_error_name(e), reason);
-        s->m.dead_letters[e]++;
-        log_warn("event=dead_letter topic=%s partition=%d offset=%lld reason=%s bytes=%zu",
-                 s->cfg->topic[kind], (int)msg->partition, (long long)msg->offset,
-                 decode_error_name(e), msg->len);
-    } else {
-        batch_add_dead_letter(s->pending, kind, msg->partition, msg->offset, msg->key, msg->key_len,
-                              payload, msg->len, decode_error_name(e), reason);
-        s->m.dead_letters[e]++;
-        log_debug("event=dead_letter topic=%s partition=%d offset=%lld reason=%s",
-                  s->cfg->topic[kind], (int)msg->partition, (long long)msg->offset,
-                  decode_error_name(e));
+    struct decode_pool_message m = {
+        .kind = kind,
+        .partition = msg->partition,
+        .offset = msg->offset,
+        .key = msg->key,
+        .key_len = msg->key_len,
+        .payload = msg->payload,
+        .len = msg->len,
+        .now = (int64_t)time(NULL),
+    };
+    if (decode_pool_staged_full(s->decoder) && !decode_pool_submit(s->decoder)) {
+        /* Held, yet delivered (a paused consumer serves what it had queued): the oldest chunk is
+         * applied to make room. */
+        apply_decoded_chunks(s, true);
+        (void)decode_pool_submit(s->decoder);
     }
-    batch_note_offset(s->pending, kind, msg->partition, msg->offset);
-    if (batch_full(s, s->pending)) {
-        start_flush(s);
-        update_backpressure(s);
+    if (!decode_pool_stage(s->decoder, &m)) {
+        /* Out of memory for the copy: decode it here, after everything consumed before it. */
+        struct reading out[DECODE_MAX_READINGS];
+        char reason[DECODE_REASON_SIZE] = "";
+        struct decode_pool_result r = {.kind = kind,
+                                       .partition = msg->partition,
+                                       .offset = msg->offset,
+                                       .key = msg->key,
+                                       .key_len = msg->key_len,
+                                       .payload = msg->payload ? msg->payload : "",
+                                       .len = msg->len,
+                                       .readings = out,
+                                       .reason = reason};
+        join_decoding(s);
+        r.error = decode_pool_decode_one(
+            &(struct decode_pool_settings){.max_message_bytes = (size_t)s->cfg->max_message_bytes,
+                                           .decode = s->decode},
+            &m, out, &r.reading_count, reason, sizeof(reason));
+        apply_decoded(s, &r);
+        return;
     }
+    if (decode_pool_staged_full(s->decoder) && !decode_pool_submit(s->decoder))
+        update_backpressure(s); /* the bound: held until a chunk is applied (on_decoded) */
 }
 
 /* Claims the assigned partitions (fencing every earlier owner's flushes) and starts each where
@@ -590,7 +685,7 @@ static void release_claims(struct service *s, const rd_kafka_topic_partition_lis
 static bool all_written(const struct service *s)
 {
     return !s->flushing && batch_is_empty(s->inflight) && batch_is_empty(s->pending) &&
-           s->half_count == 0;
+           s->half_count == 0 && decode_pool_idle(s->decoder);
 }
 
 /* The revoke deferred ends: the partitions go (on_unassigned releases their claims). */
@@ -641,6 +736,7 @@ static bool on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *parti
                  partitions->cnt);
         return true;
     }
+    join_decoding(s); /* what was consumed from them is in the batches before they are written */
     if (all_written(s) || (!s->flushing && !flusher_conn(s->flusher)))
         return true; /* nothing to write, or PostgreSQL is out: nothing written before they go */
     s->revoking = true;
@@ -728,6 +824,7 @@ static void begin_stop(struct service *s)
     evtimer_add(s->stop_timer, &limit);
     if (s->kc)
         kafka_consumer_pause(s->kc);
+    join_decoding(s); /* what was consumed is applied, and so written before the exit */
     try_finish_stop(s);
 }
 
@@ -856,6 +953,28 @@ static int migrate_at_start(struct service *s, char *errstr, size_t errstr_size)
     }
 }
 
+/* The decoder's worker thread, and its wake-up on the loop. Returns false with errstr. */
+static bool start_decoder(struct service *s, char *errstr, size_t errstr_size)
+{
+    const struct decode_pool_settings settings = {
+        .threads = 1,
+        .chunk_messages = DECODE_POOL_CHUNK_MESSAGES,
+        .chunk_bytes = DECODE_POOL_CHUNK_BYTES,
+        .max_message_bytes = (size_t)s->cfg->max_message_bytes,
+        .decode = s->decode,
+    };
+    s->decoder = decode_pool_new(&settings, errstr, errstr_size);
+    if (!s->decoder)
+        return false;
+    s->decoded_event =
+        event_new(s->base, decode_pool_fd(s->decoder), EV_READ | EV_PERSIST, on_decoded, s);
+    if (!s->decoded_event || event_add(s->decoded_event, NULL) != 0) {
+        snprintf(errstr, errstr_size, "decode_pool: cannot register its loop event");
+        return false;
+    }
+    return true;
+}
+
 int service_run(struct config *cfg, char *errstr, size_t errstr_size)
 {
     struct service s = {.cfg = cfg, .exit_code = 1};
@@ -895,6 +1014,8 @@ int service_run(struct config *cfg, char *errstr, size_t errstr_size)
     flusher_set_registry(s.flusher, s.registry);
     flusher_set_claims(s.flusher, s.claims);
     note_progress(&s);
+    if (!start_decoder(&s, errstr, errstr_size))
+        goto out;
     if (cfg->raw_archive_dir[0] && !(s.archive = archive_worker_start(cfg, errstr, errstr_size))) {
         rc = EX_CONFIG;
         goto out;
@@ -932,6 +1053,7 @@ int service_run(struct config *cfg, char *errstr, size_t errstr_size)
                                       .on_assign = on_assign,
                                       .on_revoke = on_revoke,
                                       .on_unassigned = on_unassigned,
+                                      .on_drained = on_drained,
                                       .opaque = &s,
                                       .on_fatal = on_kafka_fatal};
     s.kc = kafka_consumer_new(cfg, s.base, &handlers, errstr, errstr_size);
@@ -967,6 +1089,9 @@ out:
     for (int i = 0; i < s.half_count; i++)
         batch_destroy(s.halves[i]);
     readiness_destroy(s.readiness);
+    if (s.decoded_event)
+        event_free(s.decoded_event);
+    decode_pool_destroy(s.decoder); /* after the consumer: its close may apply (on_revoke) */
     archive_worker_stop(s.archive);
     flusher_destroy(s.flusher);
     claims_destroy(s.claims);

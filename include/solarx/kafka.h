@@ -25,6 +25,9 @@ rd_kafka_conf_t *kafka_conf_new(const struct config *cfg, const char *const *ove
 struct kafka_handlers {
     /* One message of a configured topic (kind resolved); msg is destroyed after the call. */
     void (*on_message)(void *opaque, enum reading_kind kind, const rd_kafka_message_t *msg);
+    /* A drain turn that delivered messages ended (the queue is empty, the turn's budget is spent,
+     * or a message set a hold): what on_message staged may be handed on. May be NULL. */
+    void (*on_drained)(void *opaque);
     /* Partitions being assigned: set each element's offset to where consumption must start
      * (RD_KAFKA_OFFSET_INVALID: Kafka's committed offset, else auto.offset.reset). */
     void (*on_assign)(void *opaque, rd_kafka_topic_partition_list_t *partitions);
