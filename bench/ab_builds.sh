@@ -2,7 +2,8 @@
 # Two builds of solarx-stream side by side in one run: the same backlog from solarx-sim, each
 # build catching up on it from the beginning (fresh group, fresh database, its own source tree's
 # shipped config and migrations), alternated A B A B ... so that the machine's drift hits both.
-# Prints msg/s, CPU-s per 1M messages and peak RSS per run, then the medians and B/A.
+# Prints msg/s, CPU-s per 1M messages, peak RSS and the event loop thread's CPU-s per 1M messages
+# per run, then the medians.
 #
 # usage: bench/ab_builds.sh [--homes H] [--minutes M] [--rounds N] BUILD_A BUILD_B
 #   BUILD_x: a CMake build directory of a checkout (its CMakeCache.txt names the source tree);
@@ -17,10 +18,10 @@ while (($# > 2)); do
     --homes) HOMES=$2; shift 2 ;;
     --minutes) MINUTES=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
-    *) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64 ;;
+    *) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64 ;;
     esac
 done
-(($# == 2)) || { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
+(($# == 2)) || { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
 BUILD_A=$(cd "$1" && pwd) BUILD_B=$(cd "$2" && pwd)
 MEASURE=$BUILD_B/bench/bench_measure
 [[ -x $MEASURE ]] || { echo "ab: $MEASURE not built" >&2; exit 1; }
@@ -56,9 +57,18 @@ TOTAL=$("$REPO/scripts/kafka-run.sh" org.apache.kafka.tools.GetOffsetShell \
     --bootstrap-server "$BROKERS" --topic "^$ID-.*" 2>/dev/null | awk -F: '{ n += $3 } END { print n }')
 echo "ab: backlog of $TOTAL messages ($HOMES homes x $MINUTES min); A=$BUILD_A B=$BUILD_B"
 
+# loop_thread_cpu_s MEASURE_PID: CPU seconds (user + system) of the service's main thread, the
+# event loop (its task id is its pid), read from /proc before it is stopped.
+loop_thread_cpu_s() {
+    local svc
+    svc=$(pgrep -P "$1" -x solarx-stream | head -n 1)
+    awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); print ($12 + $13) / hz }' \
+        "/proc/$svc/task/$svc/stat" 2>/dev/null || echo 0
+}
+
 # run SIDE BUILD ROUND: one catch-up; prints "SIDE msg_per_s cpu_s_per_1M peak_rss_mib".
 run() {
-    local side=$1 build=$2 src db=${ID}_$1_$3 group=$ID-$1-$3 stored=0 t0 rss cpu wall
+    local side=$1 build=$2 src db=${ID}_$1_$3 group=$ID-$1-$3 stored=0 t0 rss cpu wall loop
     src=$(source_of "$build")
     psql -X -q -d postgres -c "CREATE DATABASE \"$db\"" >/dev/null
     DBS+=("$db")
@@ -81,12 +91,13 @@ run() {
                                              from solarx_meta.consumer_offsets" 2>/dev/null || echo 0)
     done
     wall=$(echo "$(date +%s.%N) - $t0" | bc)
+    loop=$(loop_thread_cpu_s "$pid")
     kill -TERM "$pid"
     wait "$pid" || true
     cpu=$(sed -E 's/.* cpu_s=([0-9.]+).*/\1/' "$WORK/$db.stats")
     rss=$(sed -E 's/.* peak_rss_max_kb=([0-9]+).*/\1/' "$WORK/$db.stats")
-    awk -v s="$side" -v n="$TOTAL" -v w="$wall" -v c="$cpu" -v r="$rss" \
-        'BEGIN { printf "%s %.0f %.2f %.1f\n", s, n / w, c * 1e6 / n, r / 1024 }'
+    awk -v s="$side" -v n="$TOTAL" -v w="$wall" -v c="$cpu" -v r="$rss" -v l="$loop" \
+        'BEGIN { printf "%s %.0f %.2f %.1f %.2f\n", s, n / w, c * 1e6 / n, r / 1024, l * 1e6 / n }'
 }
 
 results=$WORK/results
@@ -96,8 +107,8 @@ for ((i = 1; i <= ROUNDS; i++)); do
 done
 echo "medians over $ROUNDS rounds (msg/s from launch to the last offsets stored, catch-up included):"
 for side in A B; do
-    for col in 2 3 4; do
+    for col in 2 3 4 5; do
         awk -v s=$side -v c=$col '$1 == s { print $c }' "$results" | sort -g |
             awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
-    done | paste -sd' ' | awk -v s=$side '{ printf "%s msg/s=%s cpu_s_per_1M=%s peak_rss_mib=%s\n", s, $1, $2, $3 }'
+    done | paste -sd' ' | awk -v s=$side '{ printf "%s msg/s=%s cpu_s_per_1M=%s peak_rss_mib=%s loop_thread_cpu_s_per_1M=%s\n", s, $1, $2, $3, $4 }'
 done

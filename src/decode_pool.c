@@ -167,7 +167,8 @@ static void chunk_decode(struct decode_pool_chunk *c)
             return;
         e->reading_at = c->readings_len;
         e->reading_count = n;
-        memcpy(c->readings + c->readings_len, out, n * sizeof(*out));
+        if (n > 0)
+            memcpy(c->readings + c->readings_len, out, n * sizeof(*out));
         c->readings_len += n;
         e->reason_at = c->reasons_len;
         memcpy(c->reasons + c->reasons_len, reason, reason_len);
@@ -268,6 +269,7 @@ struct decode_pool *decode_pool_new(const struct decode_pool_settings *settings,
                      strerror(err));
             goto fail;
         }
+        pthread_setname_np(p->threads[p->started], "solarx-decode"); /* top, perf: a name */
     }
     return p;
 fail:

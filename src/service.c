@@ -49,6 +49,7 @@ struct service {
     struct decode_pool *decoder;
     struct event *decoded_event; /* the decoder's eventfd */
     uint64_t fences;             /* drop_fenced_batches calls: an apply in progress stops */
+    bool applying; /* apply_decoded_chunks runs (a flush it starts may come back to a join) */
     struct event_base *base;
     struct kafka_consumer *kc;
     struct flusher *flusher;
@@ -537,6 +538,9 @@ static void apply_decoded(struct service *s, const struct decode_pool_result *r)
 static void apply_decoded_chunks(struct service *s, bool wait)
 {
     struct decode_pool_chunk *c;
+    if (s->applying)
+        return; /* the apply below us goes on, in order */
+    s->applying = true;
     while ((c = decode_pool_take(s->decoder, wait))) {
         uint64_t fences = s->fences;
         size_t n = decode_pool_chunk_count(c);
@@ -547,12 +551,13 @@ static void apply_decoded_chunks(struct service *s, bool wait)
         }
         decode_pool_release(s->decoder, c);
     }
+    s->applying = false;
 }
 
 /* Everything consumed is applied to the batches: the join before a revoke's flush and a stop. */
 static void join_decoding(struct service *s)
 {
-    while (!decode_pool_idle(s->decoder)) {
+    while (!s->applying && !decode_pool_idle(s->decoder)) {
         (void)decode_pool_submit(s->decoder); /* refused when full: the wait below makes room */
         apply_decoded_chunks(s, true);
     }
@@ -703,6 +708,7 @@ static void continue_revoke(struct service *s, enum flush_progress p)
 {
     if (!s->revoking)
         return;
+    join_decoding(s); /* held, yet a paused consumer may have delivered what it had queued */
     if (p == FLUSH_COMMITTED && !all_written(s))
         start_flush(s);
     if (!s->flushing)

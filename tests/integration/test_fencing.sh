@@ -13,8 +13,10 @@
 source "$(dirname "$0")/lib.sh"
 
 started=$SECONDS
-HTTP_A=127.0.0.1:20301
-HTTP_B=127.0.0.1:20302
+# Free ports from SOLARX_TEST_PORT_BASE: fixed ones collide with a second run on the machine.
+port_a=$(free_local_port)
+HTTP_A=127.0.0.1:$port_a
+HTTP_B=127.0.0.1:$(SOLARX_TEST_PORT_BASE=$((port_a + 1)) free_local_port)
 
 # ---- 1. the fencing SQL, deterministically -------------------------------------------------------
 make_database sqldb
