@@ -416,11 +416,13 @@ struct kafka_consumer *kafka_consumer_new(const struct config *cfg, struct event
     /* Defaults unless [kafka] says otherwise: cooperative rebalancing, and fetching sized for
      * level memory. Measured on a 1M-message backlog, 9 partitions: librdkafka's defaults held
      * ~325 MB of fetch and decompression buffers. One fetch must cover every partition (else the
-     * broker serves a few partitions first and memory rises when the others run), and a
-     * partition's fetch is 192 KB. The local queue must hold what one fetch of every partition
-     * decompresses to (~9 x 192 KB of lz4 -> ~20 MB): below that, librdkafka 2.0 backs off after
-     * each fetch, and 4 MB / 500 messages made fetching alone take 32 s instead of 0.8 s
-     * (bench/README.md). The batches are the buffer; backpressure stops draining this queue. */
+     * broker serves a few partitions first and memory rises when the others run). A partition's
+     * fetch is 64 KB: a queued message pins its whole (decompressed) fetch buffer, so this size,
+     * more than the queue's, sets the peak (192 KB: ~100 MiB for the service, 64 KB: ~69 MiB, at
+     * the same speed). The local queue must hold what one fetch of every partition decompresses
+     * to: below that, librdkafka 2.0 backs off after each fetch, and 4 MB / 500 messages made
+     * fetching alone take 32 s instead of 0.8 s (bench/README.md). The batches are the buffer;
+     * backpressure stops draining this queue. */
     static const struct {
         const char *key, *value;
     } defaults[] = {
@@ -428,7 +430,7 @@ struct kafka_consumer *kafka_consumer_new(const struct config *cfg, struct event
         {"queued.min.messages", "20000"},
         {"queued.max.messages.kbytes", "32768"},
         {"fetch.max.bytes", "4194304"},
-        {"max.partition.fetch.bytes", "196608"},
+        {"max.partition.fetch.bytes", "65536"},
     };
     conf = kafka_conf_new(cfg, service_settings, errstr, errstr_size);
     if (!conf)
