@@ -43,7 +43,8 @@ enum phase { PHASE_IDLE, PHASE_LOCK_AND_READ, PHASE_WRITE, PHASE_RAW };
 /* Phase C's commands, one at a time: the command whose results are being read. */
 enum raw_step { RAW_SAVEPOINT, RAW_COPY, RAW_ROLLBACK, RAW_INSERT, RAW_COMMIT };
 
-/* CopyData messages are at most this long (libpq queues them; the socket drains as it can). */
+/* The raw COPY is written in chunks of about this size, the next one when the socket has taken
+ * the last: neither the flusher nor libpq holds more of it (a kind's rows were ~8 MB). */
 #define COPY_CHUNK (256 * 1024)
 
 /* A query of the phase's pipeline: its statement and where its result goes. */
@@ -89,10 +90,12 @@ struct flusher {
     size_t pending_day_count, pending_days_cap;
     char sqlstate[6]; /* of the flush's first error; "" when none came with one */
 
-    struct copytext copy;   /* phase C: the raw rows of raw_kind */
-    int raw_kind;           /* phase C: the kind being written */
-    enum raw_step raw_step; /* phase C: the command in flight */
-    bool raw_conflict;      /* phase C: the COPY met a stored row (unique violation) */
+    struct copytext copy;             /* phase C: the next chunk of the raw rows of raw_kind */
+    struct flush_raw_cursor raw_rows; /* phase C: the rows of raw_kind not yet in a chunk */
+    bool copy_streaming;              /* phase C: the COPY takes chunks (until raw_rows is done) */
+    int raw_kind;                     /* phase C: the kind being written */
+    enum raw_step raw_step;           /* phase C: the command in flight */
+    bool raw_conflict;                /* phase C: the COPY met a stored row (unique violation) */
 
     struct pgarray arrays[SCRATCH_ARRAYS];
     struct timespec started;
@@ -307,6 +310,7 @@ static enum flush_progress fail_flush(struct flusher *f)
         f->conn = NULL;
     }
     f->want_write = false;
+    f->copy_streaming = false;
     /* Partitions may have been dropped meanwhile (retention, an operator): ask again. */
     f->known_days.count = 0;
     release_flush(f);
@@ -887,13 +891,26 @@ static bool raw_send(struct flusher *f, enum raw_step step, enum stmt_id stmt,
     return push(f);
 }
 
-/* The next kind with raw rows, under a savepoint; COMMIT after the last. */
+/* The next chunk of raw rows into f->copy (emptied first): rows until it holds COPY_CHUNK
+ * bytes or the kind has no more. */
+static void fill_copy_chunk(struct flusher *f)
+{
+    copytext_reset(&f->copy);
+    while (f->copy.len < COPY_CHUNK && !f->raw_rows.done)
+        (void)flush_plan_raw_rows(&f->plan, f->retention.raw_horizon, &f->raw_rows, 512,
+                                  add_copy_row, f);
+    if (f->raw_rows.done)
+        f->stats.raw_expired += f->raw_rows.expired;
+    f->raw_rows.expired = 0;
+}
+
+/* The next kind with raw rows, under a savepoint (its first chunk ready); COMMIT after the
+ * last. */
 static bool raw_next_kind(struct flusher *f)
 {
     while (++f->raw_kind < READING_KIND_COUNT) {
-        copytext_reset(&f->copy);
-        f->stats.raw_expired += flush_plan_each_raw_row(&f->plan, f->raw_kind,
-                                                        f->retention.raw_horizon, add_copy_row, f);
+        flush_raw_cursor_start(&f->raw_rows, f->raw_kind);
+        fill_copy_chunk(f);
         if (f->copy.rows > 0)
             return raw_send(f, RAW_SAVEPOINT, STMT_SAVEPOINT_RAW, NULL);
     }
@@ -926,21 +943,36 @@ static bool send_raw_insert(struct flusher *f)
     return raw_send(f, RAW_INSERT, stmt, values);
 }
 
-/* The COPY is ready for its rows: all of them, then the end. */
-static bool put_copy_rows(struct flusher *f)
+/* The COPY takes rows: the chunk in hand, then the next ones while the socket takes them (the
+ * rest when it is writable again: raw_on_io), then the end. An error of the server (such as a
+ * stored row) waits in libpq's input until the end: it is the COPY's result. */
+static bool stream_copy_rows(struct flusher *f)
 {
-    for (size_t at = 0; at < f->copy.len; at += COPY_CHUNK) {
-        size_t n = f->copy.len - at < COPY_CHUNK ? f->copy.len - at : COPY_CHUNK;
-        if (f->wire->put_copy_data(f->conn, f->copy.buf + at, (int)n) != 1) {
-            set_error(f, "raw copy", f->wire->error_message(f->conn));
-            return false;
+    while (!f->want_write) {
+        if (f->copy.len > 0) {
+            int rc = f->wire->put_copy_data(f->conn, f->copy.buf, (int)f->copy.len);
+            if (rc == 0) { /* libpq's buffer cannot grow now: when the socket is writable */
+                f->want_write = true;
+                return true;
+            }
+            if (rc < 0) {
+                set_error(f, "raw copy", f->wire->error_message(f->conn));
+                return false;
+            }
         }
+        if (f->raw_rows.done) {
+            f->copy_streaming = false;
+            if (f->wire->put_copy_end(f->conn, NULL) != 1) {
+                set_error(f, "raw copy", f->wire->error_message(f->conn));
+                return false;
+            }
+            return push(f);
+        }
+        fill_copy_chunk(f);
+        if (!push(f))
+            return false;
     }
-    if (f->wire->put_copy_end(f->conn, NULL) != 1) {
-        set_error(f, "raw copy", f->wire->error_message(f->conn));
-        return false;
-    }
-    return push(f);
+    return true;
 }
 
 /* The command of raw_step completed without error (or with a COPY conflict): the next one. */
@@ -1066,6 +1098,12 @@ static enum flush_progress finish_commit(struct flusher *f);
 /* Phase C: reads the results of the command in flight and sends the next one. */
 static enum flush_progress raw_on_io(struct flusher *f)
 {
+    if (f->copy_streaming) {
+        if (!stream_copy_rows(f))
+            return fail_flush(f);
+        if (f->copy_streaming)
+            return FLUSH_BUSY; /* the rest of the rows when the socket is writable */
+    }
     for (;;) {
         if (f->wire->is_busy(f->conn))
             return FLUSH_BUSY;
@@ -1081,13 +1119,13 @@ static enum flush_progress raw_on_io(struct flusher *f)
         }
         ExecStatusType st = PQresultStatus(res);
         if (st == PGRES_COPY_IN) {
-            bool ok = f->raw_step == RAW_COPY && put_copy_rows(f);
             PQclear(res);
-            if (!ok) {
+            if (f->raw_step != RAW_COPY) {
                 set_error(f, "internal", "COPY out of step");
                 return fail_flush(f);
             }
-            continue;
+            f->copy_streaming = true;
+            return raw_on_io(f);
         }
         if (st == PGRES_COMMAND_OK) {
             if (f->raw_step == RAW_COPY || f->raw_step == RAW_INSERT)

@@ -114,24 +114,42 @@ bool flush_plan_merge(struct flush_plan *p, struct flush_merge_counts *counts,
 size_t flush_plan_each_raw_row(const struct flush_plan *p, int kind, int64_t horizon,
                                flush_raw_row_fn fn, void *ctx)
 {
-    size_t flat = 0, expired = 0;
-    for (size_t i = 0; i < p->window_count; i++) {
-        const struct batch_window *bw = p->windows[i];
-        if (bw->key.kind != kind) {
-            flat += bw->count;
+    struct flush_raw_cursor c;
+    flush_raw_cursor_start(&c, kind);
+    (void)flush_plan_raw_rows(p, horizon, &c, SIZE_MAX, fn, ctx);
+    return c.expired;
+}
+
+void flush_raw_cursor_start(struct flush_raw_cursor *c, int kind)
+{
+    *c = (struct flush_raw_cursor){.kind = kind};
+}
+
+size_t flush_plan_raw_rows(const struct flush_plan *p, int64_t horizon, struct flush_raw_cursor *c,
+                           size_t max_rows, flush_raw_row_fn fn, void *ctx)
+{
+    size_t given = 0;
+    for (; c->window < p->window_count; c->window++, c->item = 0) {
+        const struct batch_window *bw = p->windows[c->window];
+        if (bw->key.kind != c->kind) {
+            c->flat += bw->count;
             continue;
         }
-        for (size_t j = 0; j < bw->count; j++, flat++) {
-            if (!p->accepted[flat])
+        for (; c->item < bw->count; c->item++, c->flat++) {
+            if (!p->accepted[c->flat])
                 continue;
-            if (bw->items[j].r.ts < horizon) {
-                expired++; /* counted in its window, older than retention */
+            if (bw->items[c->item].r.ts < horizon) {
+                c->expired++; /* counted in its window, older than retention */
                 continue;
             }
-            fn(ctx, kind, &bw->items[j]);
+            if (given == max_rows)
+                return given; /* this reading is the next one */
+            fn(ctx, c->kind, &bw->items[c->item]);
+            given++;
         }
     }
-    return expired;
+    c->done = true;
+    return given;
 }
 
 int64_t flush_plan_day(int64_t ts)

@@ -66,6 +66,23 @@ typedef void (*flush_raw_row_fn)(void *ctx, int kind, const struct batch_reading
 size_t flush_plan_each_raw_row(const struct flush_plan *p, int kind, int64_t horizon,
                                flush_raw_row_fn fn, void *ctx);
 
+/* Where a walk over one kind's raw rows stands, so that it can go on later (the raw COPY is
+ * written a chunk at a time, as the socket takes it). */
+struct flush_raw_cursor {
+    int kind;
+    size_t window;  /* windows[window] is the next to look at */
+    size_t item;    /* ... from its items[item] */
+    size_t flat;    /* the index of that reading in accepted[] */
+    size_t expired; /* accepted readings passed over as older than horizon, so far */
+    bool done;      /* every reading of the kind was looked at */
+};
+void flush_raw_cursor_start(struct flush_raw_cursor *c, int kind);
+
+/* Calls fn for the next raw rows of c's kind, in the order flush_plan_each_raw_row gives them,
+ * until max_rows were given or there are no more (c->done). Returns how many were given. */
+size_t flush_plan_raw_rows(const struct flush_plan *p, int64_t horizon, struct flush_raw_cursor *c,
+                           size_t max_rows, flush_raw_row_fn fn, void *ctx);
+
 /* UTC day (since 1970-01-01) of an instant, rounding down. */
 int64_t flush_plan_day(int64_t ts);
 
