@@ -37,6 +37,9 @@ struct fake {
     int head, tail;
     bool pipeline, aborted, finished;
     struct sent *copying; /* the COPY whose rows are arriving */
+    bool slow_socket;     /* during a COPY, every other flush leaves data unsent */
+    int flushes, copy_puts;
+    size_t largest_put;
     fake_responder respond;
     void *ctx;
 };
@@ -131,6 +134,9 @@ static int fake_send_query(PGconn *conn, const char *sql, int nparams, const cha
 
 static int fake_put_copy_data(PGconn *conn, const char *buf, int len)
 {
+    fake_of(conn)->copy_puts++;
+    if ((size_t)len > fake_of(conn)->largest_put)
+        fake_of(conn)->largest_put = (size_t)len;
     struct sent *q = fake_of(conn)->copying;
     size_t have = q->copy_data ? strlen(q->copy_data) : 0;
     q->copy_data = realloc(q->copy_data, have + (size_t)len + 1);
@@ -193,6 +199,9 @@ static int fake_not_busy(PGconn *conn)
 
 static int fake_flushed(PGconn *conn)
 {
+    struct fake *k = fake_of(conn);
+    if (k->slow_socket && k->copying && k->flushes++ % 2 == 0)
+        return 1; /* part of it is still queued: the rest when the socket is writable */
     return 0;
 }
 
@@ -585,4 +594,32 @@ Test(flush_fake, a_stored_version_that_does_not_parse_fails_the_flush_naming_it)
              T0);
     cr_assert_str_eq(flusher_error(flusher), expected);
     cr_assert_null(find_sent(STMT_UPSERT_BATTERY_FACTS, 0), "nothing is written");
+}
+
+/* A kind's raw rows go in chunks, the next one only once the socket took the last (the flusher
+ * waits for writability in between): every row arrives, in order, and no chunk is large. */
+Test(flush_fake, raw_rows_are_copied_in_chunks_as_the_socket_takes_them)
+{
+    int64_t offset = 0;
+    for (int32_t home_id = 1; home_id <= 10; home_id++)
+        for (int s = 0; s < 600; s++)
+            add_home(home_id, T0 + s, 0, offset++);
+    fake->slow_socket = true;
+    enum flush_progress p = flusher_start(flusher, batch);
+    int waits = 0;
+    for (int rounds = 0; p == FLUSH_BUSY && rounds < 1000; rounds++) {
+        waits += flusher_wants_write(flusher);
+        p = flusher_on_io(flusher);
+    }
+    cr_assert_eq(p, FLUSH_COMMITTED, "%s", flusher_error(flusher));
+    cr_assert_geq(fake->copy_puts, 2, "6,000 rows (~400 KB) in more than one chunk");
+    cr_assert_lt(fake->largest_put, 300 * 1024, "a chunk of %zu bytes", fake->largest_put);
+    cr_assert_geq(waits, fake->copy_puts - 1, "a chunk waits for the socket to take the last");
+    const char *rows = find_sent(STMT_COPY_HOME_RAW, 0)->copy_data;
+    size_t lines = 0;
+    for (const char *c = rows; *c; c++)
+        lines += *c == '\n';
+    cr_assert_eq(lines, 6000);
+    const char first[] = "1\t2025-02-14 00:00:00+00:00\t";
+    cr_assert(strncmp(rows, first, sizeof(first) - 1) == 0, "%.60s", rows);
 }

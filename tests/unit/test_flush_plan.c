@@ -202,6 +202,48 @@ Test(flush_plan, raw_rows_before_the_horizon_are_counted_as_expired)
     batch_destroy(b);
 }
 
+/* A walk of the raw rows taken a few at a time (the chunked COPY) gives the rows of one walk,
+ * in the same order, with the same expired count, across windows and kinds in between. */
+Test(flush_plan, raw_rows_resume_where_the_last_chunk_ended)
+{
+    struct batch *b = batch_new(900, zone);
+    int64_t offset = 0;
+    for (int32_t h = 1; h <= 3; h++) {
+        for (int s = 0; s < 5; s++) {
+            struct reading r = home(h, (s == 2 ? T0 - 86400 : T0) + s); /* one old per home */
+            batch_add_reading(b, &r, 0, offset++);
+            struct reading x = battery(h, 1, T0 + s); /* another kind's windows between */
+            batch_add_reading(b, &x, 1, offset++);
+        }
+        struct reading dup = home(h, T0 + 1);
+        batch_add_reading(b, &dup, 0, offset++); /* not accepted: no raw row */
+    }
+    struct flush_plan p = plan_of(b);
+    struct flush_merge_counts counts = {0};
+    char err[64];
+    cr_assert(flush_plan_merge(&p, &counts, NULL, NULL, err, sizeof(err)));
+    int64_t whole[32] = {0};
+    size_t expired = flush_plan_each_raw_row(&p, READING_HOME, T0, collect_raw, whole);
+    cr_assert_eq(whole[0], 12, "4 rows a home");
+    cr_assert_eq(expired, 3);
+    for (size_t step = 1; step <= 13; step++) {
+        int64_t chunked[32] = {0};
+        struct flush_raw_cursor c;
+        flush_raw_cursor_start(&c, READING_HOME);
+        size_t turns = 0;
+        while (!c.done) {
+            size_t n = flush_plan_raw_rows(&p, T0, &c, step, collect_raw, chunked);
+            cr_assert_leq(n, step);
+            cr_assert_lt(++turns, 20, "the walk ends");
+        }
+        cr_assert_eq(flush_plan_raw_rows(&p, T0, &c, step, collect_raw, chunked), 0, "done");
+        cr_assert_arr_eq(chunked, whole, sizeof(whole), "chunks of %zu", step);
+        cr_assert_eq(c.expired, expired, "chunks of %zu", step);
+    }
+    flush_plan_free(&p);
+    batch_destroy(b);
+}
+
 Test(flush_plan, retention_keeps_days_behind_the_newest_reading_capped_by_the_clock)
 {
     struct flush_retention r = {0};
