@@ -96,6 +96,7 @@ struct flusher {
     int raw_kind;                     /* phase C: the kind being written */
     enum raw_step raw_step;           /* phase C: the command in flight */
     bool raw_conflict;                /* phase C: the COPY met a stored row (unique violation) */
+    char raw_what[48];                /* phase C: raw_step_name's answer */
 
     struct pgarray arrays[SCRATCH_ARRAYS];
     struct timespec started;
@@ -891,6 +892,23 @@ static bool raw_send(struct flusher *f, enum raw_step step, enum stmt_id stmt,
     return push(f);
 }
 
+/* What the command of raw_step is, for errors: "raw copy battery", "commit", ... */
+static const char *raw_step_name(struct flusher *f)
+{
+    static const char *const names[] = {
+        [RAW_SAVEPOINT] = "raw rows savepoint",
+        [RAW_COPY] = "raw copy",
+        [RAW_ROLLBACK] = "raw rows rollback",
+        [RAW_INSERT] = "raw insert",
+        [RAW_COMMIT] = "commit",
+    };
+    if (f->raw_step == RAW_COMMIT)
+        return names[RAW_COMMIT];
+    snprintf(f->raw_what, sizeof(f->raw_what), "%s %s", names[f->raw_step],
+             reading_kind_name(f->raw_kind));
+    return f->raw_what;
+}
+
 /* The next chunk of raw rows into f->copy (emptied first): rows until it holds COPY_CHUNK
  * bytes or the kind has no more. */
 static void fill_copy_chunk(struct flusher *f)
@@ -899,8 +917,7 @@ static void fill_copy_chunk(struct flusher *f)
     while (f->copy.len < COPY_CHUNK && !f->raw_rows.done)
         (void)flush_plan_raw_rows(&f->plan, f->retention.raw_horizon, &f->raw_rows, 512,
                                   add_copy_row, f);
-    if (f->raw_rows.done)
-        f->stats.raw_expired += f->raw_rows.expired;
+    f->stats.raw_expired += f->raw_rows.expired;
     f->raw_rows.expired = 0;
 }
 
@@ -959,13 +976,19 @@ static bool stream_copy_rows(struct flusher *f)
                 set_error(f, "raw copy", f->wire->error_message(f->conn));
                 return false;
             }
+            copytext_reset(&f->copy); /* libpq has it */
         }
         if (f->raw_rows.done) {
-            f->copy_streaming = false;
-            if (f->wire->put_copy_end(f->conn, NULL) != 1) {
+            int rc = f->wire->put_copy_end(f->conn, NULL);
+            if (rc == 0) { /* the same: the end when the socket is writable */
+                f->want_write = true;
+                return true;
+            }
+            if (rc < 0) {
                 set_error(f, "raw copy", f->wire->error_message(f->conn));
                 return false;
             }
+            f->copy_streaming = false;
             return push(f);
         }
         fill_copy_chunk(f);
@@ -1136,7 +1159,7 @@ static enum flush_progress raw_on_io(struct flusher *f)
                 strcmp(state, UNIQUE_VIOLATION_SQLSTATE) == 0)
                 f->raw_conflict = true; /* rolled back to the savepoint by raw_advance */
             else
-                note_failure(f, f->raw_step == RAW_COMMIT ? "commit" : "raw insert", res);
+                note_failure(f, raw_step_name(f), res);
         }
         PQclear(res);
     }
