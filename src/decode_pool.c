@@ -92,7 +92,8 @@ static bool grow(void **buf, size_t *cap, size_t need, size_t elem, size_t first
     return true;
 }
 
-/* Empties c for reuse; buffers grown far beyond their usual size are given back. */
+/* Empties c for reuse. Bytes and readings grown far beyond their usual size (a huge message)
+ * are given back; the reasons never outgrow chunk_messages reasons. */
 static void chunk_reset(struct decode_pool_chunk *c)
 {
     const struct decode_pool_settings *st = c->settings;
@@ -455,6 +456,13 @@ void decode_pool_discard(struct decode_pool *p)
 {
     chunk_reset(p->staging);
     pthread_mutex_lock(&p->lock);
+    /* Queued chunks go undecoded: no worker takes them from now on (next_queued). */
+    for (size_t i = 0; i < p->submitted_count; i++) {
+        struct decode_pool_chunk *c = p->submitted[(p->head + i) % p->max_submitted];
+        if (c->state == CHUNK_QUEUED)
+            c->state = CHUNK_DONE;
+    }
+    /* Only the chunks being decoded are waited for. */
     for (;;) {
         bool decoding = false;
         for (size_t i = 0; i < p->submitted_count; i++)
