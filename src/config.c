@@ -47,6 +47,7 @@ static const struct key_spec key_specs[] = {
     INT("solarx", "max_future_seconds", max_future_seconds, 60, 315360000),
     INT("solarx", "stop_timeout_s", stop_timeout_s, 1, 3600),
     INT("solarx", "raw_retention_days", raw_retention_days, 1, 36500),
+    INT("solarx", "window_cache_windows", window_cache_windows, 0, 10000000),
     STR("solarx", "http_listen", http_listen),
     STR("solarx", "appliances_file", appliances_file),
     STR("solarx", "panels_file", panels_file),
@@ -419,6 +420,7 @@ static void set_defaults(struct config *cfg)
     cfg->max_future_seconds = 86400;
     cfg->stop_timeout_s = 30;
     cfg->raw_retention_days = 7;
+    cfg->window_cache_windows = 4096;
     cfg->http_listen = xstrdup("127.0.0.1:9187");
     cfg->appliances_file = xstrdup("/etc/solarx/home_appliances.json");
     cfg->panels_file = xstrdup("/etc/solarx/solar_panels.json");

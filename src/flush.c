@@ -3,21 +3,24 @@
  * Phase A (one pipeline): BEGIN; advisory locks on every (kind, window start) touched, in sorted
  * order so that concurrent writers serialise without deadlock, even on windows no row exists for
  * yet (after the registry lock, before the battery-history locks: dimsync.c); SELECT the stored
- * state of those windows and the dimension histories they involve. Then, in C, every reading of
+ * state of those windows the window cache does not hold (window_cache.h), and the dimension
+ * histories they involve. Then, in C, every reading of
  * the batch is applied to its window's stored state; only readings whose second was not yet
  * counted become raw rows and feed the battery histories.
  * Phase B (one pipeline): changed dimension versions, raw retention, day partitions, dim_date,
- * the merged window states with their dimension keys, re-pointed facts, dead letters, offsets
- * (never moved backwards, and only under the epochs the partitions were claimed with:
- * solarx_meta.store_offsets raises SXFEN otherwise).
- * Phase C (out of pipeline mode, which does not allow COPY): per kind, the raw rows by COPY
- * under a savepoint; when one meets a row already stored (an operator deleted facts and replays
- * while raw rows remain) the savepoint is rolled back and the kind's rows go through INSERT ...
- * ON CONFLICT DO NOTHING instead. Then COMMIT. Any error drops the connection, which rolls
- * back.
- * What is decided without PostgreSQL (lock order, the merge, raw rows, retention, partition
- * days) is flush_plan.c; every statement is declared in statements.c; the connection is spoken
- * to through pgwire.h (libpq, or a test's recording fake). */
+ * the merged window states with their dimension keys (each fact row only if it still carries the
+ * version read or cached: otherwise the flush fails as transient, see take_facts_written),
+ * re-pointed facts, dead letters, offsets (never moved backwards, and only under the epochs the
+ * partitions were claimed with: solarx_meta.store_offsets raises SXFEN otherwise). Phase C (out of
+ * pipeline mode, which does not allow COPY): per kind, the raw rows by COPY under a savepoint; when
+ * one meets a row already stored (an operator deleted facts and replays while raw rows remain) the
+ * savepoint is rolled back and the kind's rows go through INSERT ... ON CONFLICT DO NOTHING
+ * instead. Then COMMIT. Any error drops the connection, which rolls back. The window cache learns
+ * the flush's window states only after COMMIT; a failed flush forgets its windows from it, so that
+ * the retry reads them from PostgreSQL. What is decided without PostgreSQL (lock order, the merge,
+ * raw rows, retention, partition days) is flush_plan.c; every statement is declared in
+ * statements.c; the connection is spoken to through pgwire.h (libpq, or a test's recording fake).
+ */
 #include "solarx/flush.h"
 
 #include <errno.h>
@@ -37,6 +40,7 @@
 #include "solarx/pgarray.h"
 #include "solarx/pgwire.h"
 #include "solarx/statements.h"
+#include "solarx/window_cache.h"
 
 enum phase { PHASE_IDLE, PHASE_LOCK_AND_READ, PHASE_WRITE, PHASE_RAW };
 
@@ -75,7 +79,9 @@ struct flusher {
 
     enum phase phase;
     const struct batch *batch;
-    struct flush_plan plan; /* the flush's windows, merged states, accepted readings */
+    struct flush_plan plan;     /* the flush's windows, merged states, accepted readings */
+    struct window_cache *cache; /* committed fact rows of recent windows */
+    size_t facts_sent[READING_KIND_COUNT]; /* fact rows of this flush's upserts, by kind */
 
     struct pending_query queries[MAX_QUERIES];
     int query_count; /* sent in this phase */
@@ -106,6 +112,9 @@ struct flusher {
 
 #define UNIQUE_VIOLATION_SQLSTATE "23505"
 
+/* A fact row's version was not the one read or cached: another writer changed the row. */
+#define STALE_SQLSTATE "40001"
+
 /* STMT_STORE_OFFSETS raises it when a partition is no longer held under its epoch. */
 #define FENCED_SQLSTATE "SXFEN"
 
@@ -122,6 +131,12 @@ struct flusher *flusher_new(const struct config *cfg, const struct clock_zone *z
         return NULL;
     f->cfg = cfg;
     f->zone = zone;
+    f->cache =
+        window_cache_new(cfg->window_cache_windows > 0 ? (size_t)cfg->window_cache_windows : 0);
+    if (!f->cache) {
+        free(f);
+        return NULL;
+    }
     f->offsets_group = offsets_group ? strdup(offsets_group) : NULL;
     f->wire = &pgwire_libpq;
     f->pipe.send = pipe_send;
@@ -146,6 +161,7 @@ void flusher_destroy(struct flusher *f)
         return;
     release_flush(f);
     flush_plan_free(&f->plan);
+    window_cache_free(f->cache);
     free(f->pending_days);
     if (f->conn)
         f->wire->finish(f->conn);
@@ -304,8 +320,17 @@ bool flusher_check_idle(struct flusher *f)
     return false;
 }
 
+/* The flush's windows leave the cache: what it holds of them may be what made the flush fail
+ * (another writer changed a row), and after a failed COMMIT nobody knows which state is stored. */
+static void forget_cached_windows(struct flusher *f)
+{
+    for (size_t i = 0; i < f->plan.window_count; i++)
+        window_cache_forget(f->cache, &f->plan.windows[i]->key);
+}
+
 static enum flush_progress fail_flush(struct flusher *f)
 {
+    forget_cached_windows(f);
     if (f->conn) {
         f->wire->finish(f->conn); /* the server rolls the transaction back */
         f->conn = NULL;
@@ -417,6 +442,7 @@ static bool load_stored_states(struct flusher *f, PGresult *res, int kind)
         w->first_ts = atoll(PQgetvalue(res, row, C_STORED_FIRST_TS));
         w->last_ts = atoll(PQgetvalue(res, row, C_STORED_LAST_TS));
         w->last_is_charging = PQgetvalue(res, row, C_STORED_IS_CHARGING)[0] == 't';
+        f->plan.versions[i] = atoll(PQgetvalue(res, row, C_STORED_VERSION));
         const char *status = PQgetvalue(res, row, C_STORED_STATUS);
         w->last_status = strcmp(status, "charging") == 0      ? BATTERY_CHARGING
                          : strcmp(status, "discharging") == 0 ? BATTERY_DISCHARGING
@@ -460,10 +486,43 @@ static size_t first_value(PGresult *res, int column)
     return strtoul(PQgetvalue(res, 0, column), NULL, 10);
 }
 
-static bool take_windows_written(void *ctx, PGresult *res, char *errstr, size_t size)
+/* The fact rows of one kind written with the version expected; any other was changed by
+ * another writer since this flusher read or cached it: the flush fails as transient, and the
+ * failure forgets the batch's windows from the cache (fail_flush), so its retry reads them. */
+static bool take_facts_written(struct flusher *f, PGresult *res, int kind)
 {
-    ((struct flusher *)ctx)->stats.windows_written += command_rows(res);
+    size_t written = first_value(res, C_FACTS_WRITTEN);
+    f->stats.windows_written += written;
+    if (written == f->facts_sent[kind])
+        return true;
+    size_t stale = f->facts_sent[kind] > written ? f->facts_sent[kind] - written : 0;
+    log_warn("event=window_cache_stale kind=%s windows=%zu msg=\"fact rows changed by another "
+             "writer since this flusher read or cached them; the flush is retried with them read "
+             "again\"",
+             reading_kind_name(kind), stale);
+    if (!f->failed)
+        snprintf(f->sqlstate, sizeof(f->sqlstate), "%s", STALE_SQLSTATE);
+    char detail[160];
+    snprintf(detail, sizeof(detail),
+             "%zu %s fact rows were changed by another writer (version mismatch)", stale,
+             reading_kind_name(kind));
+    set_error(f, "window merge", detail);
     return true;
+}
+
+static bool take_home_facts_written(void *ctx, PGresult *res, char *errstr, size_t size)
+{
+    return take_facts_written(ctx, res, READING_HOME);
+}
+
+static bool take_solar_facts_written(void *ctx, PGresult *res, char *errstr, size_t size)
+{
+    return take_facts_written(ctx, res, READING_SOLAR);
+}
+
+static bool take_battery_facts_written(void *ctx, PGresult *res, char *errstr, size_t size)
+{
+    return take_facts_written(ctx, res, READING_BATTERY);
 }
 
 static bool take_dead_letters(void *ctx, PGresult *res, char *errstr, size_t size)
@@ -527,14 +586,18 @@ static bool send_lock_and_read(struct flusher *f)
     };
     for (int kind = 0; kind < READING_KIND_COUNT; kind++) {
         struct pgarray *homes = arr(f, 2), *devices = arr(f, 3), *starts = arr(f, 4);
+        size_t uncached = 0;
         for (size_t i = 0; i < n; i++) {
             const struct window_key *k = &f->plan.windows[i]->key;
-            if (k->kind != kind)
+            if (k->kind != kind || f->plan.cached[i])
                 continue;
             pgarray_add_int(homes, k->home_id);
             pgarray_add_int(devices, k->device_id);
             pgarray_add_int(starts, k->start);
+            uncached++;
         }
+        if (uncached == 0)
+            continue; /* every window of the kind is cached (or the batch has none) */
         const char *keys[P_WINDOW_KEYS_COUNT] = {
             [P_WINDOW_KEYS_HOME_IDS] = pgarray_finish(homes),
             [P_WINDOW_KEYS_DEVICE_IDS] = pgarray_finish(devices),
@@ -690,9 +753,11 @@ static void add_array_row(void *ctx, int kind, const struct batch_reading *item)
 }
 
 /* One changed window as elements of its kind's STMT_UPSERT_*_FACTS parameters (f->arrays). */
-static void add_home_fact(struct flusher *f, const struct window_state *w, int64_t key)
+static void add_home_fact(struct flusher *f, const struct window_state *w, int64_t key,
+                          int64_t version)
 {
     struct pgarray *a = f->arrays;
+    pgarray_add_int(&a[P_HOME_FACT_VERSIONS], version);
     pgarray_add_int(&a[P_HOME_FACT_HOME_IDS], w->key.home_id);
     pgarray_add_int(&a[P_HOME_FACT_STARTS], w->key.start);
     pgarray_add_fixed(&a[P_HOME_FACT_SUMS_WH], w->sum_wh);
@@ -707,9 +772,10 @@ static void add_home_fact(struct flusher *f, const struct window_state *w, int64
 }
 
 static void add_solar_fact(struct flusher *f, const struct window_state *w, int32_t home_id,
-                           int64_t key)
+                           int64_t key, int64_t version)
 {
     struct pgarray *a = f->arrays;
+    pgarray_add_int(&a[P_SOLAR_FACT_VERSIONS], version);
     pgarray_add_int(&a[P_SOLAR_FACT_PANEL_IDS], w->key.device_id);
     pgarray_add_int(&a[P_SOLAR_FACT_STARTS], w->key.start);
     pgarray_add_int(&a[P_SOLAR_FACT_HOME_IDS], home_id);
@@ -724,9 +790,11 @@ static void add_solar_fact(struct flusher *f, const struct window_state *w, int3
     add_key(&a[P_SOLAR_FACT_PANEL_KEYS], key);
 }
 
-static void add_battery_fact(struct flusher *f, const struct window_state *w, int64_t key)
+static void add_battery_fact(struct flusher *f, const struct window_state *w, int64_t key,
+                             int64_t version)
 {
     struct pgarray *a = f->arrays;
+    pgarray_add_int(&a[P_BATTERY_FACT_VERSIONS], version);
     const char *status = reading_status_name(w->last_status);
     pgarray_add_int(&a[P_BATTERY_FACT_HOME_IDS], w->key.home_id);
     pgarray_add_int(&a[P_BATTERY_FACT_BATTERY_IDS], w->key.device_id);
@@ -765,13 +833,15 @@ static bool send_window_states(struct flusher *f, int kind)
             continue;
         rows++;
         int64_t key = dimsync_key_at(f->dims, kind, w->key.home_id, w->key.device_id, w->last_ts);
+        int64_t version = f->plan.versions[i];
         if (kind == READING_HOME)
-            add_home_fact(f, w, key);
+            add_home_fact(f, w, key, version);
         else if (kind == READING_SOLAR)
-            add_solar_fact(f, w, f->plan.solar_home[i], key);
+            add_solar_fact(f, w, f->plan.solar_home[i], key, version);
         else
-            add_battery_fact(f, w, key);
+            add_battery_fact(f, w, key, version);
     }
+    f->facts_sent[kind] = rows;
     if (rows == 0)
         return true;
     char window_seconds[16];
@@ -780,7 +850,12 @@ static bool send_window_states(struct flusher *f, int kind)
     for (size_t i = 0; i < nparams; i++)
         values[i] = pgarray_finish(&f->arrays[i]);
     values[window_seconds_param[kind]] = window_seconds; /* a scalar, not an array */
-    return send_query(f, stmt, values, take_windows_written, f, NULL);
+    static db_result_fn const take_written[READING_KIND_COUNT] = {
+        [READING_HOME] = take_home_facts_written,
+        [READING_SOLAR] = take_solar_facts_written,
+        [READING_BATTERY] = take_battery_facts_written,
+    };
+    return send_query(f, stmt, values, take_written[kind], f, NULL);
 }
 
 static bool send_dead_letters(struct flusher *f)
@@ -1031,6 +1106,41 @@ static double ms_since(const struct timespec *t0)
     return (double)(now.tv_sec - t0->tv_sec) * 1e3 + (double)(now.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
+/* The windows the cache holds start from its state and version instead of a stored row. */
+static void take_cached_states(struct flusher *f)
+{
+    struct flush_plan *p = &f->plan;
+    for (size_t i = 0; i < p->window_count; i++) {
+        const struct window_cache_row *row = window_cache_get(f->cache, &p->windows[i]->key);
+        if (!row || row->state.seconds != f->batch->window_seconds)
+            continue;
+        p->states[i] = row->state;
+        p->versions[i] = row->version;
+        p->solar_home[i] = row->solar_home;
+        p->cached[i] = true;
+        f->stats.windows_cached++;
+    }
+}
+
+/* After COMMIT: every window of the flush as its fact row now stands (a written row's version
+ * moved on by one). Evicts the least recently published beyond the cache's bound. */
+static void publish_windows(struct flusher *f)
+{
+    const struct flush_plan *p = &f->plan;
+    for (size_t i = 0; i < p->window_count; i++) {
+        struct window_cache_row row = {
+            .state = p->states[i],
+            .version = p->versions[i] + (p->changed[i] ? 1 : 0),
+            .solar_home = p->solar_home[i],
+        };
+        if (!window_cache_publish(f->cache, &row)) {
+            log_warn("event=window_cache_full msg=\"out of memory: the window is read from "
+                     "PostgreSQL next time\"");
+            return;
+        }
+    }
+}
+
 enum flush_progress flusher_start(struct flusher *f, struct batch *b)
 {
     if (f->phase != PHASE_IDLE) {
@@ -1053,6 +1163,7 @@ enum flush_progress flusher_start(struct flusher *f, struct batch *b)
         set_error(f, "internal", "out of memory");
         return fail_flush(f);
     }
+    take_cached_states(f);
     f->flushing_registry = f->registry_dirty;
     f->dims = dimsync_new(f->plan.windows, f->plan.states, f->plan.window_count, f->registry,
                           f->registry_dirty);
@@ -1224,6 +1335,7 @@ static enum flush_progress finish_commit(struct flusher *f)
         fail_flush(f);
         return FLUSH_FAILED; /* committed, yet the connection is gone: nothing is lost */
     }
+    publish_windows(f);
     flush_known_days_add(&f->known_days, f->pending_days, f->pending_day_count);
     f->pending_day_count = 0;
     f->stats.elapsed_ms = ms_since(&f->started);

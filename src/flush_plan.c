@@ -21,7 +21,13 @@ bool flush_plan_start(struct flush_plan *p, struct batch_window **windows, size_
         void *changed = realloc(p->changed, cap * sizeof(*p->changed));
         if (changed)
             p->changed = changed;
-        if (!states || !homes || !changed)
+        void *versions = realloc(p->versions, cap * sizeof(*p->versions));
+        if (versions)
+            p->versions = versions;
+        void *cached = realloc(p->cached, cap * sizeof(*p->cached));
+        if (cached)
+            p->cached = cached;
+        if (!states || !homes || !changed || !versions || !cached)
             return false;
         p->windows_cap = cap;
     }
@@ -35,6 +41,8 @@ bool flush_plan_start(struct flush_plan *p, struct batch_window **windows, size_
     if (n) {
         memset(p->solar_home, 0, n * sizeof(*p->solar_home));
         memset(p->changed, 0, n * sizeof(*p->changed));
+        memset(p->versions, 0, n * sizeof(*p->versions));
+        memset(p->cached, 0, n * sizeof(*p->cached));
     }
     if (readings)
         memset(p->accepted, 0, readings * sizeof(*p->accepted));
@@ -49,6 +57,8 @@ void flush_plan_free(struct flush_plan *p)
     free(p->states);
     free(p->solar_home);
     free(p->changed);
+    free(p->versions);
+    free(p->cached);
     free(p->accepted);
     *p = (struct flush_plan){0};
 }

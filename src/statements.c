@@ -33,6 +33,21 @@ static const char *const stored_window_columns[C_STORED_COUNT] = {
     [C_STORED_STATUS] = "status",
     [C_STORED_SECONDS_SEEN] = "seconds_seen",
     [C_STORED_WINDOW_SECONDS] = "window_seconds",
+    [C_STORED_VERSION] = "version",
+};
+
+/* The end of every fact upsert (after its DO UPDATE SET list): a row is written with version
+ * v + 1 only when it still carries v, the version the writer read or cached (0: it believes
+ * the row absent). `written` counts the rows written as expected; a row not written (another
+ * writer moved its version) or inserted although v > 0 (its row was deleted meanwhile) is
+ * missing from the count: the writer's state for it is stale. */
+#define VERSION_CHECK                                                                              \
+    " version = f.version + 1 WHERE f.version = EXCLUDED.version - 1"                              \
+    " RETURNING xmax = 0 AS inserted, version)"                                                    \
+    " SELECT count(*) FILTER (WHERE NOT (inserted AND version > 1)) FROM written"
+
+static const char *const facts_written_columns[C_FACTS_COUNT] = {
+    [C_FACTS_WRITTEN] = "written",
 };
 
 static const char *const delete_versions_params[P_DELETE_VERSIONS_COUNT] = {
@@ -68,7 +83,7 @@ static const struct stmt_def statements[STMT_COUNT] = {
                 " f.consumption_wh, f.readings_count, f.min_consumption_wh,"
                 " f.max_consumption_wh, extract(epoch FROM f.first_ts)::bigint,"
                 " extract(epoch FROM f.last_ts)::bigint, 0, f.last_accumulated_wh, 0, 0, 0,"
-                " false, 'ideal', f.seconds_seen, f.window_seconds"
+                " false, 'ideal', f.seconds_seen, f.window_seconds, f.version"
                 " FROM unnest($1::int[], $2::int[], $3::bigint[]) AS k(home_id, device_id, start)"
                 " JOIN solarx_wh.fact_home_power_readings f"
                 "   ON f.home_id = k.home_id AND f.date_key = to_timestamp(k.start)",
@@ -85,7 +100,7 @@ static const struct stmt_def statements[STMT_COUNT] = {
                 " f.generation_power_wh, f.readings_count, f.min_generation_wh,"
                 " f.max_generation_wh, extract(epoch FROM f.first_ts)::bigint,"
                 " extract(epoch FROM f.last_ts)::bigint, 0, f.last_accumulated_wh, 0, 0, 0,"
-                " false, 'ideal', f.seconds_seen, f.window_seconds"
+                " false, 'ideal', f.seconds_seen, f.window_seconds, f.version"
                 " FROM unnest($1::int[], $2::int[], $3::bigint[]) AS k(home_id, device_id, start)"
                 " JOIN solarx_wh.fact_solar_panel_power_readings f"
                 "   ON f.solar_panel_id = k.device_id AND f.date_key = to_timestamp(k.start)",
@@ -102,7 +117,7 @@ static const struct stmt_def statements[STMT_COUNT] = {
                 " f.readings_count, f.min_energy_wh, f.max_energy_wh,"
                 " extract(epoch FROM f.first_ts)::bigint, extract(epoch FROM f.last_ts)::bigint,"
                 " f.current_energy_wh, 0, f.capacity_kwh, f.max_charge_speed_w, f.max_output_w,"
-                " f.is_charging, f.status, f.seconds_seen, f.window_seconds"
+                " f.is_charging, f.status, f.seconds_seen, f.window_seconds, f.version"
                 " FROM unnest($1::int[], $2::int[], $3::bigint[]) AS k(home_id, device_id, start)"
                 " JOIN solarx_wh.fact_battery_power_readings f"
                 "   ON f.home_id = k.home_id AND f.battery_id = k.device_id"
@@ -117,16 +132,18 @@ static const struct stmt_def statements[STMT_COUNT] = {
         {
             .name = "upsert_home_facts",
             .sql =
+                "WITH written AS ("
                 "INSERT INTO solarx_wh.fact_home_power_readings AS f"
                 " (home_id, date_key, consumption_wh, readings_count, min_consumption_wh,"
                 "  max_consumption_wh, last_accumulated_wh, first_ts, last_ts, window_seconds,"
-                "  seconds_seen, home_key)"
+                "  seconds_seen, home_key, version)"
                 " SELECT h, to_timestamp(s), sm, c, mn, mx, la, to_timestamp(ft), to_timestamp(lt),"
-                "        $10::int, seen, k"
+                "        $10::int, seen, k, v + 1"
                 " FROM unnest($1::int[], $2::bigint[], $3::numeric[], $4::int[], $5::numeric[],"
                 "             $6::numeric[], $7::numeric[], $8::bigint[], $9::bigint[], "
                 "$11::bytea[],"
-                "             $12::bigint[]) AS u(h, s, sm, c, mn, mx, la, ft, lt, seen, k)"
+                "             $12::bigint[], $13::bigint[]) AS u(h, s, sm, c, mn, mx, la, ft, lt, "
+                "seen, k, v)"
                 " ON CONFLICT (home_id, date_key) DO UPDATE SET home_key = EXCLUDED.home_key,"
                 "  consumption_wh = EXCLUDED.consumption_wh, readings_count = "
                 "EXCLUDED.readings_count,"
@@ -135,7 +152,7 @@ static const struct stmt_def statements[STMT_COUNT] = {
                 "  last_accumulated_wh = EXCLUDED.last_accumulated_wh, first_ts = "
                 "EXCLUDED.first_ts,"
                 "  last_ts = EXCLUDED.last_ts, window_seconds = EXCLUDED.window_seconds,"
-                "  seconds_seen = EXCLUDED.seconds_seen, updated_at = now()",
+                "  seconds_seen = EXCLUDED.seconds_seen, updated_at = now()," VERSION_CHECK,
             .nparams = P_HOME_FACT_COUNT,
             .param_names =
                 NAMES(P_HOME_FACT_COUNT){
@@ -151,25 +168,28 @@ static const struct stmt_def statements[STMT_COUNT] = {
                     [P_HOME_FACT_WINDOW_SECONDS] = "window_seconds",
                     [P_HOME_FACT_SECONDS_SEEN] = "seconds_seen",
                     [P_HOME_FACT_HOME_KEYS] = "home_keys",
+                    [P_HOME_FACT_VERSIONS] = "versions",
                 },
+            .ncolumns = C_FACTS_COUNT,
+            .column_names = facts_written_columns,
         },
     [STMT_UPSERT_SOLAR_FACTS] =
         {
             .name = "upsert_solar_facts",
             .sql =
+                "WITH written AS ("
                 "INSERT INTO solarx_wh.fact_solar_panel_power_readings AS f"
                 " (solar_panel_id, date_key, home_id, generation_power_wh, readings_count,"
                 "  min_generation_wh, max_generation_wh, last_accumulated_wh, first_ts, last_ts,"
-                "  window_seconds, seconds_seen, solar_panel_key)"
+                "  window_seconds, seconds_seen, solar_panel_key, version)"
                 " SELECT d, to_timestamp(s), h, sm, c, mn, mx, la, to_timestamp(ft), "
                 "to_timestamp(lt),"
-                "        $11::int, seen, k"
+                "        $11::int, seen, k, v + 1"
                 " FROM unnest($1::int[], $2::bigint[], $3::int[], $4::numeric[], $5::int[],"
                 "             $6::numeric[], $7::numeric[], $8::numeric[], $9::bigint[], "
                 "$10::bigint[],"
-                "             $12::bytea[], $13::bigint[]) AS u(d, s, h, sm, c, mn, mx, la, ft, "
-                "lt, seen, "
-                "k)"
+                "             $12::bytea[], $13::bigint[], $14::bigint[])"
+                " AS u(d, s, h, sm, c, mn, mx, la, ft, lt, seen, k, v)"
                 " ON CONFLICT (solar_panel_id, date_key) DO UPDATE SET home_id = EXCLUDED.home_id,"
                 "  solar_panel_key = EXCLUDED.solar_panel_key,"
                 "  generation_power_wh = EXCLUDED.generation_power_wh,"
@@ -179,7 +199,7 @@ static const struct stmt_def statements[STMT_COUNT] = {
                 "  last_accumulated_wh = EXCLUDED.last_accumulated_wh, first_ts = "
                 "EXCLUDED.first_ts,"
                 "  last_ts = EXCLUDED.last_ts, window_seconds = EXCLUDED.window_seconds,"
-                "  seconds_seen = EXCLUDED.seconds_seen, updated_at = now()",
+                "  seconds_seen = EXCLUDED.seconds_seen, updated_at = now()," VERSION_CHECK,
             .nparams = P_SOLAR_FACT_COUNT,
             .param_names =
                 NAMES(P_SOLAR_FACT_COUNT){
@@ -196,27 +216,30 @@ static const struct stmt_def statements[STMT_COUNT] = {
                     [P_SOLAR_FACT_WINDOW_SECONDS] = "window_seconds",
                     [P_SOLAR_FACT_SECONDS_SEEN] = "seconds_seen",
                     [P_SOLAR_FACT_PANEL_KEYS] = "panel_keys",
+                    [P_SOLAR_FACT_VERSIONS] = "versions",
                 },
+            .ncolumns = C_FACTS_COUNT,
+            .column_names = facts_written_columns,
         },
     [STMT_UPSERT_BATTERY_FACTS] =
         {
             .name = "upsert_battery_facts",
             .sql =
+                "WITH written AS ("
                 "INSERT INTO solarx_wh.fact_battery_power_readings AS f"
                 " (home_id, battery_id, date_key, current_energy_wh, is_charging, status, "
                 "capacity_kwh,"
                 "  max_charge_speed_w, max_output_w, min_energy_wh, max_energy_wh, readings_count,"
-                "  first_ts, last_ts, window_seconds, seconds_seen, battery_key)"
+                "  first_ts, last_ts, window_seconds, seconds_seen, battery_key, version)"
                 " SELECT h, d, to_timestamp(s), e, ch, st, c, sp, mo, mn, mx, n, to_timestamp(ft),"
-                "        to_timestamp(lt), $15::int, seen, k"
+                "        to_timestamp(lt), $15::int, seen, k, v + 1"
                 " FROM unnest($1::int[], $2::int[], $3::bigint[], $4::numeric[], $5::bool[],"
                 "             $6::text[], $7::numeric[], $8::numeric[], $9::numeric[], "
                 "$10::numeric[],"
                 "             $11::numeric[], $12::int[], $13::bigint[], $14::bigint[], "
                 "$16::bytea[],"
-                "             $17::bigint[]) AS u(h, d, s, e, ch, st, c, sp, mo, mn, mx, n, ft, "
-                "lt, seen, "
-                "k)"
+                "             $17::bigint[], $18::bigint[])"
+                " AS u(h, d, s, e, ch, st, c, sp, mo, mn, mx, n, ft, lt, seen, k, v)"
                 " ON CONFLICT (home_id, battery_id, date_key) DO UPDATE SET battery_key = "
                 "EXCLUDED.battery_key,"
                 "  current_energy_wh = EXCLUDED.current_energy_wh, is_charging = "
@@ -228,7 +251,7 @@ static const struct stmt_def statements[STMT_COUNT] = {
                 "EXCLUDED.readings_count,"
                 "  first_ts = EXCLUDED.first_ts, last_ts = EXCLUDED.last_ts,"
                 "  window_seconds = EXCLUDED.window_seconds, seconds_seen = EXCLUDED.seconds_seen,"
-                "  updated_at = now()",
+                "  updated_at = now()," VERSION_CHECK,
             .nparams = P_BATTERY_FACT_COUNT,
             .param_names =
                 NAMES(P_BATTERY_FACT_COUNT){
@@ -249,7 +272,10 @@ static const struct stmt_def statements[STMT_COUNT] = {
                     [P_BATTERY_FACT_WINDOW_SECONDS] = "window_seconds",
                     [P_BATTERY_FACT_SECONDS_SEEN] = "seconds_seen",
                     [P_BATTERY_FACT_BATTERY_KEYS] = "battery_keys",
+                    [P_BATTERY_FACT_VERSIONS] = "versions",
                 },
+            .ncolumns = C_FACTS_COUNT,
+            .column_names = facts_written_columns,
         },
 
     [STMT_COPY_HOME_RAW] =

@@ -35,8 +35,9 @@ struct config {
     int32_t max_future_seconds; /* readings further ahead of the wall clock: future_timestamp */
     int32_t stop_timeout_s;     /* SIGTERM: longest wait for the last flush before giving up */
     int32_t raw_retention_days;
-    char *http_listen;     /* "host:port"; empty disables the endpoint */
-    char *appliances_file; /* "" means none; see config_key_explicit for a missing file */
+    int32_t window_cache_windows; /* windows whose fact rows a flusher keeps in memory; 0 off */
+    char *http_listen;            /* "host:port"; empty disables the endpoint */
+    char *appliances_file;        /* "" means none; see config_key_explicit for a missing file */
     char *panels_file;
     char *raw_archive_dir; /* raw day partitions are archived here before retention; "" off */
     int32_t progress_interval_ms; /* event=progress lines of ingest/replay off a terminal */

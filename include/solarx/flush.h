@@ -23,8 +23,9 @@ struct flush_stats {
     size_t duplicates;                 /* readings whose second was already counted */
     size_t raw_inserted[READING_KIND_COUNT];
     size_t windows_written;
-    size_t dead_letters; /* dead letters newly stored */
-    size_t offsets;      /* partitions whose offsets were stored */
+    size_t windows_cached; /* windows whose stored state came from the window cache */
+    size_t dead_letters;   /* dead letters newly stored */
+    size_t offsets;        /* partitions whose offsets were stored */
     size_t partitions_created;
     size_t partitions_dropped;           /* raw day partitions past raw_retention_days */
     size_t raw_expired;                  /* counted readings older than the retention: no raw row */

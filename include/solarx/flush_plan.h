@@ -24,6 +24,8 @@ struct flush_plan {
     struct window_state *states; /* [window_count]: stored state, then merged */
     int32_t *solar_home;         /* [window_count]: solar windows' home_id for the fact row */
     bool *changed;               /* [window_count]: a new second was counted */
+    int64_t *versions;           /* [window_count]: the stored fact row's version (0: none) */
+    bool *cached;                /* [window_count]: the stored state came from the window cache */
     bool *accepted;              /* per reading, in window order: it counted a new second */
     size_t windows_cap, accepted_cap;
 };
@@ -38,7 +40,8 @@ struct flush_merge_counts {
 };
 
 /* Starts a plan over windows[0..n) (borrowed; sorted) holding `readings` readings: empty
- * window states of window_seconds, nothing accepted. Returns false when out of memory. */
+ * window states of window_seconds, version 0, nothing cached, nothing accepted. Returns false when
+ * out of memory. */
 bool flush_plan_start(struct flush_plan *p, struct batch_window **windows, size_t n,
                       size_t readings, int32_t window_seconds) __attribute__((warn_unused_result));
 void flush_plan_free(struct flush_plan *p);

@@ -55,7 +55,7 @@ enum stmt_id {
 };
 
 /* The most parameters any statement takes (STMT_UPSERT_BATTERY_FACTS). */
-#define STMT_MAX_PARAMS 17
+#define STMT_MAX_PARAMS 18
 
 struct stmt_def {
     const char *name;                /* short, unique: for errors and tests */
@@ -103,8 +103,12 @@ enum {
     C_STORED_STATUS,
     C_STORED_SECONDS_SEEN,
     C_STORED_WINDOW_SECONDS,
+    C_STORED_VERSION, /* the fact row's version (migration 0009) */
     C_STORED_COUNT
 };
+
+/* STMT_UPSERT_*_FACTS: the rows written with the version expected (the others are stale). */
+enum { C_FACTS_WRITTEN, C_FACTS_COUNT };
 
 /* STMT_UPSERT_HOME_FACTS */
 enum {
@@ -120,6 +124,7 @@ enum {
     P_HOME_FACT_WINDOW_SECONDS, /* a scalar */
     P_HOME_FACT_SECONDS_SEEN,
     P_HOME_FACT_HOME_KEYS,
+    P_HOME_FACT_VERSIONS, /* the version each row is expected to carry (0: absent) */
     P_HOME_FACT_COUNT
 };
 
@@ -138,6 +143,7 @@ enum {
     P_SOLAR_FACT_WINDOW_SECONDS, /* a scalar */
     P_SOLAR_FACT_SECONDS_SEEN,
     P_SOLAR_FACT_PANEL_KEYS,
+    P_SOLAR_FACT_VERSIONS, /* the version each row is expected to carry (0: absent) */
     P_SOLAR_FACT_COUNT
 };
 
@@ -160,6 +166,7 @@ enum {
     P_BATTERY_FACT_WINDOW_SECONDS, /* a scalar */
     P_BATTERY_FACT_SECONDS_SEEN,
     P_BATTERY_FACT_BATTERY_KEYS,
+    P_BATTERY_FACT_VERSIONS, /* the version each row is expected to carry (0: absent) */
     P_BATTERY_FACT_COUNT
 };
 

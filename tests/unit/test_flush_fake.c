@@ -1,7 +1,9 @@
 /* Unit tests of the flusher driven through a recording fake of its connection (pgwire.h): the
  * statements a batch sends, in order, with their key parameters; stored state read back -> only
  * new seconds merged; a fenced offsets store -> FLUSH_FENCED; a raw COPY meeting a stored row ->
- * the INSERT ... ON CONFLICT fallback. No PostgreSQL: the fake answers every statement itself. */
+ * the INSERT ... ON CONFLICT fallback; the window cache: a second flush reads no stored state for
+ * the windows it holds, a fact row changed by another writer fails the flush and its retry reads
+ * the row again. No PostgreSQL: the fake answers every statement itself. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,12 +95,40 @@ static enum stmt_id stmt_of_sql(const char *sql)
     return STMT_COUNT;
 }
 
+/* Elements of an array parameter ("{}" has none). */
+static int array_length(const char *value)
+{
+    if (!value || strcmp(value, "{}") == 0)
+        return 0;
+    int n = 1;
+    for (const char *c = value; *c; c++)
+        n += *c == ',';
+    return n;
+}
+
+/* A fact upsert's answer by default: every row written with the version expected. */
+static PGresult *all_facts_written(const struct sent *q)
+{
+    static const int versions[READING_KIND_COUNT] = {
+        [READING_HOME] = P_HOME_FACT_VERSIONS,
+        [READING_SOLAR] = P_SOLAR_FACT_VERSIONS,
+        [READING_BATTERY] = P_BATTERY_FACT_VERSIONS,
+    };
+    char written[16];
+    snprintf(written, sizeof(written), "%d",
+             array_length(q->values[versions[q->stmt - STMT_UPSERT_HOME_FACTS]]));
+    const char *row[C_FACTS_COUNT] = {[C_FACTS_WRITTEN] = written};
+    return fake_rows(1, C_FACTS_COUNT, row);
+}
+
 /* The statement's result as the responder (or an empty success) gives it. */
 static void answer(struct fake *k, struct sent *q)
 {
     PGresult *res = k->pipeline && k->aborted ? PQmakeEmptyPGresult(NULL, PGRES_PIPELINE_ABORTED)
                     : k->respond              ? k->respond(q, k->ctx)
                                               : NULL;
+    if (!res && q->stmt >= STMT_UPSERT_HOME_FACTS && q->stmt <= STMT_UPSERT_BATTERY_FACTS)
+        res = all_facts_written(q);
     if (!res && stmt_get(q->stmt)->ncolumns == 1) { /* a function's count: one */
         const char *one[1] = {"1"};
         res = fake_rows(1, 1, one);
@@ -363,9 +393,7 @@ Test(flush_fake, a_batch_sends_its_statements_in_order_with_their_parameters)
         STMT_READ_BATTERY_NEIGHBOURS,
         STMT_READ_HOME_VERSIONS,
         STMT_READ_PANEL_VERSIONS,
-        STMT_STORED_HOME_WINDOWS,
-        STMT_STORED_SOLAR_WINDOWS,
-        STMT_STORED_BATTERY_WINDOWS,
+        STMT_STORED_HOME_WINDOWS, /* only kinds with windows to read */
     };
     for (size_t i = 0; i < sizeof(phase_a) / sizeof(phase_a[0]); i++)
         cr_assert_eq(fake->sent[i].stmt, phase_a[i], "statement %zu is %s, expected %s", i,
@@ -397,7 +425,7 @@ Test(flush_fake, a_batch_sends_its_statements_in_order_with_their_parameters)
     cr_assert_str_eq(param(STMT_LOCK_WINDOWS, P_LOCK_WINDOWS_CLASSES), classes);
     cr_assert_str_eq(param(STMT_LOCK_WINDOWS, P_LOCK_WINDOWS_OBJECTS), objects);
     cr_assert_str_eq(param(STMT_STORED_HOME_WINDOWS, P_WINDOW_KEYS_HOME_IDS), "{1,2}");
-    cr_assert_str_eq(param(STMT_STORED_BATTERY_WINDOWS, P_WINDOW_KEYS_HOME_IDS), "{}");
+    cr_assert_null(find_sent(STMT_STORED_BATTERY_WINDOWS, 0), "no battery window: no SELECT");
     cr_assert_str_eq(param(STMT_UPSERT_HOME_FACTS, P_HOME_FACT_HOME_IDS), "{1,2}");
     cr_assert_str_eq(param(STMT_UPSERT_HOME_FACTS, P_HOME_FACT_READINGS_COUNTS), "{2,1}");
     cr_assert_str_eq(param(STMT_UPSERT_HOME_FACTS, P_HOME_FACT_SUMS_WH), "{2.000000,1.000000}");
@@ -450,6 +478,7 @@ static PGresult *stored_home_window(const struct sent *q, void *ctx)
         [C_STORED_STATUS] = "ideal",
         [C_STORED_SECONDS_SEEN] = seen,
         [C_STORED_WINDOW_SECONDS] = "900",
+        [C_STORED_VERSION] = "4",
     };
     return fake_rows(1, C_STORED_COUNT, row);
 }
@@ -467,6 +496,8 @@ Test(flush_fake, only_seconds_not_stored_are_merged_and_become_raw_rows)
     cr_assert_eq(st->duplicates, 2);
     cr_assert_str_eq(param(STMT_UPSERT_HOME_FACTS, P_HOME_FACT_READINGS_COUNTS), "{3}");
     cr_assert_str_eq(param(STMT_UPSERT_HOME_FACTS, P_HOME_FACT_SUMS_WH), "{3.000000}");
+    cr_assert_str_eq(param(STMT_UPSERT_HOME_FACTS, P_HOME_FACT_VERSIONS), "{4}",
+                     "written only if the row still carries the version read");
     const char *rows = find_sent(STMT_COPY_HOME_RAW, 0)->copy_data;
     cr_assert_eq(strchr(rows, '\n'), rows + strlen(rows) - 1, "one raw row:\n%s", rows);
     cr_assert_not_null(strstr(rows, "\t21\n"), "the raw row is the new reading's:\n%s", rows);
@@ -622,4 +653,169 @@ Test(flush_fake, raw_rows_are_copied_in_chunks_as_the_socket_takes_them)
     cr_assert_eq(lines, 6000);
     const char first[] = "1\t2025-02-14 00:00:00+00:00\t";
     cr_assert(strncmp(rows, first, sizeof(first) - 1) == 0, "%.60s", rows);
+}
+
+/* ---- the window cache ------------------------------------------------------------------------ */
+
+/* A flusher whose cache holds `windows` windows, on a fresh connection to the fake. */
+static void use_window_cache(int windows)
+{
+    flusher_destroy(flusher);
+    cfg.window_cache_windows = windows;
+    flusher = flusher_new(&cfg, zone, "solarx");
+    cr_assert_not_null(flusher);
+    cr_assert(flusher_attach_wire(flusher, (PGconn *)fake, &fake_wire));
+}
+
+/* The connection was dropped by a failed flush: a new one (to the same fake). */
+static void reconnect(void)
+{
+    fake->finished = false;
+    fake->aborted = false;
+    cr_assert(flusher_attach_wire(flusher, (PGconn *)fake, &fake_wire));
+}
+
+/* The nth statement stmt sent at or after index `from`. */
+static const struct sent *sent_since(int from, enum stmt_id stmt)
+{
+    for (int i = from; i < fake->sent_count; i++)
+        if (fake->sent[i].stmt == stmt)
+            return &fake->sent[i];
+    return NULL;
+}
+
+static void next_batch(void)
+{
+    batch_clear(batch);
+}
+
+Test(flush_fake, a_second_flush_of_cached_windows_reads_no_stored_state)
+{
+    use_window_cache(16);
+    add_home(1, T0 + 1, 0, 10);
+    add_home(2, T0 + 1, 0, 11);
+    cr_assert_eq(run_flush(), FLUSH_COMMITTED, "%s", flusher_error(flusher));
+    cr_assert_str_eq(param(STMT_STORED_HOME_WINDOWS, P_WINDOW_KEYS_HOME_IDS), "{1,2}");
+    cr_assert_str_eq(param(STMT_UPSERT_HOME_FACTS, P_HOME_FACT_VERSIONS), "{0,0}",
+                     "rows believed absent");
+    cr_assert_eq(flusher_stats(flusher)->windows_cached, 0);
+
+    next_batch();
+    add_home(1, T0 + 2, 0, 12);
+    add_home(1, T0 + 1, 0, 13); /* counted by the first flush: a duplicate */
+    add_home(3, T0 + 2, 0, 14); /* not cached */
+    int mark = fake->sent_count;
+    cr_assert_eq(run_flush(), FLUSH_COMMITTED, "%s", flusher_error(flusher));
+    const struct sent *read = sent_since(mark, STMT_STORED_HOME_WINDOWS);
+    cr_assert_not_null(read);
+    cr_assert_str_eq(read->values[P_WINDOW_KEYS_HOME_IDS], "{3}", "only the window not cached");
+    cr_assert_null(sent_since(mark, STMT_STORED_SOLAR_WINDOWS), "no solar window: no SELECT");
+    cr_assert_not_null(sent_since(mark, STMT_LOCK_WINDOWS), "the window locks are still taken");
+    const struct sent *upsert = sent_since(mark, STMT_UPSERT_HOME_FACTS);
+    cr_assert_str_eq(upsert->values[P_HOME_FACT_HOME_IDS], "{1,3}");
+    cr_assert_str_eq(upsert->values[P_HOME_FACT_READINGS_COUNTS], "{2,1}",
+                     "the cached state merged with the new second");
+    cr_assert_str_eq(upsert->values[P_HOME_FACT_VERSIONS], "{1,0}");
+    const struct flush_stats *st = flusher_stats(flusher);
+    cr_assert_eq(st->windows_cached, 1);
+    cr_assert_eq(st->duplicates, 1);
+    cr_assert_eq(st->accepted, 2);
+
+    /* Home 2's window was not written by the second flush: its version is still 1. */
+    next_batch();
+    add_home(2, T0 + 5, 0, 15);
+    mark = fake->sent_count;
+    cr_assert_eq(run_flush(), FLUSH_COMMITTED, "%s", flusher_error(flusher));
+    cr_assert_null(sent_since(mark, STMT_STORED_HOME_WINDOWS));
+    cr_assert_str_eq(sent_since(mark, STMT_UPSERT_HOME_FACTS)->values[P_HOME_FACT_VERSIONS], "{1}");
+}
+
+/* Another writer moved home 1's row on: the first upsert of home facts writes nothing. */
+static int upserts_answered;
+static PGresult *home_row_changed_once(const struct sent *q, void *ctx)
+{
+    if (q->stmt == STMT_UPSERT_HOME_FACTS && upserts_answered++ == 1) {
+        const char *row[C_FACTS_COUNT] = {[C_FACTS_WRITTEN] = "0"};
+        return fake_rows(1, C_FACTS_COUNT, row);
+    }
+    return stored_home_window(q, ctx);
+}
+
+Test(flush_fake, a_row_changed_by_another_writer_fails_the_flush_and_the_retry_reads_it)
+{
+    use_window_cache(16);
+    fake->respond = home_row_changed_once;
+    upserts_answered = 0;
+    add_home(1, T0 + 1, 0, 10); /* stored (version 4): a duplicate */
+    add_home(1, T0 + 3, 0, 11);
+    cr_assert_eq(run_flush(), FLUSH_COMMITTED, "%s", flusher_error(flusher));
+    cr_assert_str_eq(param(STMT_UPSERT_HOME_FACTS, P_HOME_FACT_VERSIONS), "{4}");
+
+    next_batch();
+    add_home(1, T0 + 4, 0, 12);
+    int mark = fake->sent_count;
+    cr_assert_eq(run_flush(), FLUSH_FAILED);
+    cr_assert_null(sent_since(mark, STMT_STORED_HOME_WINDOWS), "the window was cached");
+    cr_assert_str_eq(sent_since(mark, STMT_UPSERT_HOME_FACTS)->values[P_HOME_FACT_VERSIONS], "{5}");
+    cr_assert_eq(flusher_failure(flusher), FLUSH_FAILURE_TRANSIENT, "retried, not split");
+    cr_assert_str_eq(flusher_sqlstate(flusher), "40001");
+    cr_assert_str_eq(flusher_error(flusher),
+                     "postgres: window merge: 1 home fact rows were changed by another writer "
+                     "(version mismatch)");
+    cr_assert_null(sent_since(mark, STMT_COMMIT), "rolled back");
+    cr_assert(fake->finished, "the connection is dropped: the transaction rolls back");
+
+    /* The retry of the same batch reads the row again (here: the stored row of version 4 with
+     * seconds 1 and 2) and merges into it, not into what the cache held. */
+    reconnect();
+    mark = fake->sent_count;
+    cr_assert_eq(run_flush(), FLUSH_COMMITTED, "%s", flusher_error(flusher));
+    const struct sent *read = sent_since(mark, STMT_STORED_HOME_WINDOWS);
+    cr_assert_not_null(read, "the retry reads the window from PostgreSQL");
+    cr_assert_str_eq(read->values[P_WINDOW_KEYS_HOME_IDS], "{1}");
+    const struct sent *upsert = sent_since(mark, STMT_UPSERT_HOME_FACTS);
+    cr_assert_str_eq(upsert->values[P_HOME_FACT_VERSIONS], "{4}");
+    cr_assert_str_eq(upsert->values[P_HOME_FACT_READINGS_COUNTS], "{3}",
+                     "seconds 1 and 2 stored, 4 new: the cached second 3 is not counted");
+    cr_assert_eq(flusher_stats(flusher)->windows_cached, 0);
+}
+
+static PGresult *refuse_commit(const struct sent *q, void *ctx)
+{
+    return q->stmt == STMT_COMMIT ? fake_error("08006", "connection lost") : NULL;
+}
+
+Test(flush_fake, a_failed_commit_leaves_the_cache_without_the_batch_windows)
+{
+    use_window_cache(16);
+    add_home(1, T0 + 1, 0, 10);
+    cr_assert_eq(run_flush(), FLUSH_COMMITTED, "%s", flusher_error(flusher));
+
+    next_batch();
+    add_home(1, T0 + 2, 0, 11);
+    fake->respond = refuse_commit;
+    cr_assert_eq(run_flush(), FLUSH_FAILED);
+    reconnect();
+    fake->respond = NULL;
+    int mark = fake->sent_count;
+    cr_assert_eq(run_flush(), FLUSH_COMMITTED, "%s", flusher_error(flusher));
+    cr_assert_not_null(sent_since(mark, STMT_STORED_HOME_WINDOWS),
+                       "whether the COMMIT happened is unknown: the window is read again");
+}
+
+Test(flush_fake, the_cache_keeps_at_most_its_bound_of_windows)
+{
+    use_window_cache(1);
+    add_home(1, T0 + 1, 0, 10);
+    add_home(2, T0 + 1, 0, 11);
+    cr_assert_eq(run_flush(), FLUSH_COMMITTED, "%s", flusher_error(flusher));
+
+    next_batch();
+    add_home(1, T0 + 2, 0, 12);
+    add_home(2, T0 + 2, 0, 13);
+    int mark = fake->sent_count;
+    cr_assert_eq(run_flush(), FLUSH_COMMITTED, "%s", flusher_error(flusher));
+    cr_assert_str_eq(sent_since(mark, STMT_STORED_HOME_WINDOWS)->values[P_WINDOW_KEYS_HOME_IDS],
+                     "{1}", "home 1 was evicted (published first), home 2 kept");
+    cr_assert_eq(flusher_stats(flusher)->windows_cached, 1);
 }
