@@ -82,6 +82,7 @@ struct flusher {
     struct flush_plan plan;     /* the flush's windows, merged states, accepted readings */
     struct window_cache *cache; /* committed fact rows of recent windows */
     size_t facts_sent[READING_KIND_COUNT]; /* fact rows of this flush's upserts, by kind */
+    int64_t new_row_version; /* the version the fact rows this flush inserts start at */
 
     struct pending_query queries[MAX_QUERIES];
     int query_count; /* sent in this phase */
@@ -114,6 +115,10 @@ struct flusher {
 
 /* A fact row's version was not the one read or cached: another writer changed the row. */
 #define STALE_SQLSTATE "40001"
+
+/* New fact rows start at a multiple of this (see next_new_row_version); a row is updated at most
+ * once per flush that counts a new second in it: fewer than WINDOW_MAX_SECONDS times. */
+#define FACT_VERSION_STRIDE 65536
 
 /* STMT_STORE_OFFSETS raises it when a partition is no longer held under its epoch. */
 #define FENCED_SQLSTATE "SXFEN"
@@ -822,6 +827,11 @@ static bool send_window_states(struct flusher *f, int kind)
         [READING_SOLAR] = P_SOLAR_FACT_WINDOW_SECONDS,
         [READING_BATTERY] = P_BATTERY_FACT_WINDOW_SECONDS,
     };
+    static const int new_row_version_param[READING_KIND_COUNT] = {
+        [READING_HOME] = P_HOME_FACT_NEW_ROW_VERSION,
+        [READING_SOLAR] = P_SOLAR_FACT_NEW_ROW_VERSION,
+        [READING_BATTERY] = P_BATTERY_FACT_NEW_ROW_VERSION,
+    };
     enum stmt_id stmt = STMT_UPSERT_HOME_FACTS + kind;
     size_t nparams = stmt_get(stmt)->nparams;
     for (size_t i = 0; i < nparams; i++)
@@ -850,6 +860,9 @@ static bool send_window_states(struct flusher *f, int kind)
     for (size_t i = 0; i < nparams; i++)
         values[i] = pgarray_finish(&f->arrays[i]);
     values[window_seconds_param[kind]] = window_seconds; /* a scalar, not an array */
+    char new_row_version[24];
+    snprintf(new_row_version, sizeof(new_row_version), "%lld", (long long)f->new_row_version);
+    values[new_row_version_param[kind]] = new_row_version;
     static db_result_fn const take_written[READING_KIND_COUNT] = {
         [READING_HOME] = take_home_facts_written,
         [READING_SOLAR] = take_solar_facts_written,
@@ -1106,6 +1119,19 @@ static double ms_since(const struct timespec *t0)
     return (double)(now.tv_sec - t0->tv_sec) * 1e3 + (double)(now.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
+/* The version of the fact rows this flush inserts: the wall clock's milliseconds times
+ * FACT_VERSION_STRIDE, and above every such version this flusher used before. A row deleted and
+ * inserted again by any writer starts at another multiple of the stride than it had, so that
+ * nobody holding its old version can write over it (statements.c, VERSION_CHECK). */
+static int64_t next_new_row_version(int64_t previous)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    int64_t version = ms * FACT_VERSION_STRIDE;
+    return version > previous ? version : previous + FACT_VERSION_STRIDE;
+}
+
 /* The windows the cache holds start from its state and version instead of a stored row. */
 static void take_cached_states(struct flusher *f)
 {
@@ -1130,7 +1156,9 @@ static void publish_windows(struct flusher *f)
     for (size_t i = 0; i < p->window_count; i++) {
         struct window_cache_row row = {
             .state = p->states[i],
-            .version = p->versions[i] + (p->changed[i] ? 1 : 0),
+            .version = !p->changed[i]        ? p->versions[i]
+                       : p->versions[i] == 0 ? f->new_row_version
+                                             : p->versions[i] + 1,
             .solar_home = p->solar_home[i],
         };
         if (!window_cache_publish(f->cache, &row)) {
@@ -1164,6 +1192,7 @@ enum flush_progress flusher_start(struct flusher *f, struct batch *b)
         return fail_flush(f);
     }
     take_cached_states(f);
+    f->new_row_version = next_new_row_version(f->new_row_version);
     f->flushing_registry = f->registry_dirty;
     f->dims = dimsync_new(f->plan.windows, f->plan.states, f->plan.window_count, f->registry,
                           f->registry_dirty);

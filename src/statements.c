@@ -36,15 +36,21 @@ static const char *const stored_window_columns[C_STORED_COUNT] = {
     [C_STORED_VERSION] = "version",
 };
 
-/* The end of every fact upsert (after its DO UPDATE SET list): a row is written with version
- * v + 1 only when it still carries v, the version the writer read or cached (0: it believes
- * the row absent). `written` counts the rows written as expected; a row not written (another
- * writer moved its version) or inserted although v > 0 (its row was deleted meanwhile) is
- * missing from the count: the writer's state for it is stale. */
-#define VERSION_CHECK                                                                              \
-    " version = f.version + 1 WHERE f.version = EXCLUDED.version - 1"                              \
+/* The end of every fact upsert (after its DO UPDATE SET list). A fact row's version names one
+ * incarnation of the row and counts its updates: a new row starts at the writer's new-row
+ * version (a fresh multiple of 65536, FACT_VERSION_STRIDE in flush.c), each update adds one. The
+ * writer passes the version it read or cached, v (0: it believes the row absent); a row is
+ * written only when it still carries v, or is absent and v is 0. `written` counts the rows
+ * written so; a row changed by another writer (or inserted by one after v = 0 was read), or
+ * deleted after v > 0 was read (inserted here with v + 1, not the new-row version), is missing
+ * from the count: the writer's state of it is stale. A deleted and re-inserted row never carries
+ * its old version again: no stale state is written over it. */
+#define VERSION_CHECK(new_row_version)                                                             \
+    " version = f.version + 1"                                                                     \
+    " WHERE f.version = EXCLUDED.version - 1 AND EXCLUDED.version <> " new_row_version "::bigint"  \
     " RETURNING xmax = 0 AS inserted, version)"                                                    \
-    " SELECT count(*) FILTER (WHERE NOT (inserted AND version > 1)) FROM written"
+    " SELECT count(*) FILTER (WHERE NOT inserted OR version = " new_row_version "::bigint)"        \
+    " FROM written"
 
 static const char *const facts_written_columns[C_FACTS_COUNT] = {
     [C_FACTS_WRITTEN] = "written",
@@ -138,7 +144,7 @@ static const struct stmt_def statements[STMT_COUNT] = {
                 "  max_consumption_wh, last_accumulated_wh, first_ts, last_ts, window_seconds,"
                 "  seconds_seen, home_key, version)"
                 " SELECT h, to_timestamp(s), sm, c, mn, mx, la, to_timestamp(ft), to_timestamp(lt),"
-                "        $10::int, seen, k, v + 1"
+                "        $10::int, seen, k, CASE WHEN v = 0 THEN $14::bigint ELSE v + 1 END"
                 " FROM unnest($1::int[], $2::bigint[], $3::numeric[], $4::int[], $5::numeric[],"
                 "             $6::numeric[], $7::numeric[], $8::bigint[], $9::bigint[], "
                 "$11::bytea[],"
@@ -152,7 +158,7 @@ static const struct stmt_def statements[STMT_COUNT] = {
                 "  last_accumulated_wh = EXCLUDED.last_accumulated_wh, first_ts = "
                 "EXCLUDED.first_ts,"
                 "  last_ts = EXCLUDED.last_ts, window_seconds = EXCLUDED.window_seconds,"
-                "  seconds_seen = EXCLUDED.seconds_seen, updated_at = now()," VERSION_CHECK,
+                "  seconds_seen = EXCLUDED.seconds_seen, updated_at = now()," VERSION_CHECK("$14"),
             .nparams = P_HOME_FACT_COUNT,
             .param_names =
                 NAMES(P_HOME_FACT_COUNT){
@@ -169,6 +175,7 @@ static const struct stmt_def statements[STMT_COUNT] = {
                     [P_HOME_FACT_SECONDS_SEEN] = "seconds_seen",
                     [P_HOME_FACT_HOME_KEYS] = "home_keys",
                     [P_HOME_FACT_VERSIONS] = "versions",
+                    [P_HOME_FACT_NEW_ROW_VERSION] = "new_row_version",
                 },
             .ncolumns = C_FACTS_COUNT,
             .column_names = facts_written_columns,
@@ -184,7 +191,7 @@ static const struct stmt_def statements[STMT_COUNT] = {
                 "  window_seconds, seconds_seen, solar_panel_key, version)"
                 " SELECT d, to_timestamp(s), h, sm, c, mn, mx, la, to_timestamp(ft), "
                 "to_timestamp(lt),"
-                "        $11::int, seen, k, v + 1"
+                "        $11::int, seen, k, CASE WHEN v = 0 THEN $15::bigint ELSE v + 1 END"
                 " FROM unnest($1::int[], $2::bigint[], $3::int[], $4::numeric[], $5::int[],"
                 "             $6::numeric[], $7::numeric[], $8::numeric[], $9::bigint[], "
                 "$10::bigint[],"
@@ -199,7 +206,7 @@ static const struct stmt_def statements[STMT_COUNT] = {
                 "  last_accumulated_wh = EXCLUDED.last_accumulated_wh, first_ts = "
                 "EXCLUDED.first_ts,"
                 "  last_ts = EXCLUDED.last_ts, window_seconds = EXCLUDED.window_seconds,"
-                "  seconds_seen = EXCLUDED.seconds_seen, updated_at = now()," VERSION_CHECK,
+                "  seconds_seen = EXCLUDED.seconds_seen, updated_at = now()," VERSION_CHECK("$15"),
             .nparams = P_SOLAR_FACT_COUNT,
             .param_names =
                 NAMES(P_SOLAR_FACT_COUNT){
@@ -217,6 +224,7 @@ static const struct stmt_def statements[STMT_COUNT] = {
                     [P_SOLAR_FACT_SECONDS_SEEN] = "seconds_seen",
                     [P_SOLAR_FACT_PANEL_KEYS] = "panel_keys",
                     [P_SOLAR_FACT_VERSIONS] = "versions",
+                    [P_SOLAR_FACT_NEW_ROW_VERSION] = "new_row_version",
                 },
             .ncolumns = C_FACTS_COUNT,
             .column_names = facts_written_columns,
@@ -232,7 +240,8 @@ static const struct stmt_def statements[STMT_COUNT] = {
                 "  max_charge_speed_w, max_output_w, min_energy_wh, max_energy_wh, readings_count,"
                 "  first_ts, last_ts, window_seconds, seconds_seen, battery_key, version)"
                 " SELECT h, d, to_timestamp(s), e, ch, st, c, sp, mo, mn, mx, n, to_timestamp(ft),"
-                "        to_timestamp(lt), $15::int, seen, k, v + 1"
+                "        to_timestamp(lt), $15::int, seen, k, CASE WHEN v = 0 THEN $19::bigint "
+                "ELSE v + 1 END"
                 " FROM unnest($1::int[], $2::int[], $3::bigint[], $4::numeric[], $5::bool[],"
                 "             $6::text[], $7::numeric[], $8::numeric[], $9::numeric[], "
                 "$10::numeric[],"
@@ -251,7 +260,7 @@ static const struct stmt_def statements[STMT_COUNT] = {
                 "EXCLUDED.readings_count,"
                 "  first_ts = EXCLUDED.first_ts, last_ts = EXCLUDED.last_ts,"
                 "  window_seconds = EXCLUDED.window_seconds, seconds_seen = EXCLUDED.seconds_seen,"
-                "  updated_at = now()," VERSION_CHECK,
+                "  updated_at = now()," VERSION_CHECK("$19"),
             .nparams = P_BATTERY_FACT_COUNT,
             .param_names =
                 NAMES(P_BATTERY_FACT_COUNT){
@@ -273,6 +282,7 @@ static const struct stmt_def statements[STMT_COUNT] = {
                     [P_BATTERY_FACT_SECONDS_SEEN] = "seconds_seen",
                     [P_BATTERY_FACT_BATTERY_KEYS] = "battery_keys",
                     [P_BATTERY_FACT_VERSIONS] = "versions",
+                    [P_BATTERY_FACT_NEW_ROW_VERSION] = "new_row_version",
                 },
             .ncolumns = C_FACTS_COUNT,
             .column_names = facts_written_columns,

@@ -55,7 +55,7 @@ enum stmt_id {
 };
 
 /* The most parameters any statement takes (STMT_UPSERT_BATTERY_FACTS). */
-#define STMT_MAX_PARAMS 18
+#define STMT_MAX_PARAMS 19
 
 struct stmt_def {
     const char *name;                /* short, unique: for errors and tests */
@@ -124,7 +124,8 @@ enum {
     P_HOME_FACT_WINDOW_SECONDS, /* a scalar */
     P_HOME_FACT_SECONDS_SEEN,
     P_HOME_FACT_HOME_KEYS,
-    P_HOME_FACT_VERSIONS, /* the version each row is expected to carry (0: absent) */
+    P_HOME_FACT_VERSIONS,        /* the version each row is expected to carry (0: absent) */
+    P_HOME_FACT_NEW_ROW_VERSION, /* a scalar: the version a new row starts at */
     P_HOME_FACT_COUNT
 };
 
@@ -143,7 +144,8 @@ enum {
     P_SOLAR_FACT_WINDOW_SECONDS, /* a scalar */
     P_SOLAR_FACT_SECONDS_SEEN,
     P_SOLAR_FACT_PANEL_KEYS,
-    P_SOLAR_FACT_VERSIONS, /* the version each row is expected to carry (0: absent) */
+    P_SOLAR_FACT_VERSIONS,        /* the version each row is expected to carry (0: absent) */
+    P_SOLAR_FACT_NEW_ROW_VERSION, /* a scalar: the version a new row starts at */
     P_SOLAR_FACT_COUNT
 };
 
@@ -166,7 +168,8 @@ enum {
     P_BATTERY_FACT_WINDOW_SECONDS, /* a scalar */
     P_BATTERY_FACT_SECONDS_SEEN,
     P_BATTERY_FACT_BATTERY_KEYS,
-    P_BATTERY_FACT_VERSIONS, /* the version each row is expected to carry (0: absent) */
+    P_BATTERY_FACT_VERSIONS,        /* the version each row is expected to carry (0: absent) */
+    P_BATTERY_FACT_NEW_ROW_VERSION, /* a scalar: the version a new row starts at */
     P_BATTERY_FACT_COUNT
 };
 

@@ -698,6 +698,11 @@ Test(flush_fake, a_second_flush_of_cached_windows_reads_no_stored_state)
     cr_assert_str_eq(param(STMT_STORED_HOME_WINDOWS, P_WINDOW_KEYS_HOME_IDS), "{1,2}");
     cr_assert_str_eq(param(STMT_UPSERT_HOME_FACTS, P_HOME_FACT_VERSIONS), "{0,0}",
                      "rows believed absent");
+    /* the version the new rows start at */
+    char inserted[32];
+    snprintf(inserted, sizeof(inserted), "%s",
+             param(STMT_UPSERT_HOME_FACTS, P_HOME_FACT_NEW_ROW_VERSION));
+    cr_assert_gt(atoll(inserted), 0);
     cr_assert_eq(flusher_stats(flusher)->windows_cached, 0);
 
     next_batch();
@@ -715,19 +720,26 @@ Test(flush_fake, a_second_flush_of_cached_windows_reads_no_stored_state)
     cr_assert_str_eq(upsert->values[P_HOME_FACT_HOME_IDS], "{1,3}");
     cr_assert_str_eq(upsert->values[P_HOME_FACT_READINGS_COUNTS], "{2,1}",
                      "the cached state merged with the new second");
-    cr_assert_str_eq(upsert->values[P_HOME_FACT_VERSIONS], "{1,0}");
+    char expected[64];
+    snprintf(expected, sizeof(expected), "{%s,0}", inserted);
+    cr_assert_str_eq(upsert->values[P_HOME_FACT_VERSIONS], expected,
+                     "home 1's row as the first flush inserted it; home 3's believed absent");
+    cr_assert_gt(atoll(upsert->values[P_HOME_FACT_NEW_ROW_VERSION]), atoll(inserted),
+                 "every flush's new rows start at another version");
     const struct flush_stats *st = flusher_stats(flusher);
     cr_assert_eq(st->windows_cached, 1);
     cr_assert_eq(st->duplicates, 1);
     cr_assert_eq(st->accepted, 2);
 
-    /* Home 2's window was not written by the second flush: its version is still 1. */
+    /* Home 2's window was not written by the second flush: its version is unchanged. */
     next_batch();
     add_home(2, T0 + 5, 0, 15);
     mark = fake->sent_count;
     cr_assert_eq(run_flush(), FLUSH_COMMITTED, "%s", flusher_error(flusher));
     cr_assert_null(sent_since(mark, STMT_STORED_HOME_WINDOWS));
-    cr_assert_str_eq(sent_since(mark, STMT_UPSERT_HOME_FACTS)->values[P_HOME_FACT_VERSIONS], "{1}");
+    snprintf(expected, sizeof(expected), "{%s}", inserted);
+    cr_assert_str_eq(sent_since(mark, STMT_UPSERT_HOME_FACTS)->values[P_HOME_FACT_VERSIONS],
+                     expected);
 }
 
 /* Another writer moved home 1's row on: the first upsert of home facts writes nothing. */
