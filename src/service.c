@@ -136,11 +136,12 @@ static void log_flush(struct service *s, const struct flush_stats *st)
     log_info("event=flush_committed readings=%zu merged=%zu duplicates=%zu raw_home=%zu "
              "raw_solar=%zu raw_battery=%zu windows=%zu dead_letters=%zu offsets=%zu "
              "dimension_histories=%zu partitions_created=%zu partitions_dropped=%zu "
-             "raw_expired=%zu ms=%.1f",
+             "raw_expired=%zu ms=%.1f windows_cached=%zu",
              st->readings, st->accepted, st->duplicates, st->raw_inserted[READING_HOME],
              st->raw_inserted[READING_SOLAR], st->raw_inserted[READING_BATTERY],
              st->windows_written, st->dead_letters, st->offsets, st->dimension_versions_rewritten,
-             st->partitions_created, st->partitions_dropped, st->raw_expired, st->elapsed_ms);
+             st->partitions_created, st->partitions_dropped, st->raw_expired, st->elapsed_ms,
+             st->windows_cached);
 }
 
 /* flush_max_readings or flush_max_bytes reached. */
