@@ -9,18 +9,20 @@
  * counted become raw rows and feed the battery histories.
  * Phase B (one pipeline): changed dimension versions, raw retention, day partitions, dim_date,
  * the merged window states with their dimension keys (each fact row only if it still carries the
- * version read or cached: otherwise the flush fails as transient, see take_facts_written),
- * re-pointed facts, dead letters, offsets (never moved backwards, and only under the epochs the
- * partitions were claimed with: solarx_meta.store_offsets raises SXFEN otherwise). Phase C (out of
- * pipeline mode, which does not allow COPY): per kind, the raw rows by COPY under a savepoint; when
- * one meets a row already stored (an operator deleted facts and replays while raw rows remain) the
- * savepoint is rolled back and the kind's rows go through INSERT ... ON CONFLICT DO NOTHING
- * instead. Then COMMIT. Any error drops the connection, which rolls back. The window cache learns
- * the flush's window states only after COMMIT; a failed flush forgets its windows from it, so that
- * the retry reads them from PostgreSQL. What is decided without PostgreSQL (lock order, the merge,
- * raw rows, retention, partition days) is flush_plan.c; every statement is declared in
- * statements.c; the connection is spoken to through pgwire.h (libpq, or a test's recording fake).
- */
+ * version read or cached, else the flush fails as transient: take_facts_written),
+ * re-pointed facts, dead letters, offsets
+ * (never moved backwards, and only under the epochs the partitions were claimed with:
+ * solarx_meta.store_offsets raises SXFEN otherwise).
+ * Phase C (out of pipeline mode, which does not allow COPY): per kind, the raw rows by COPY
+ * under a savepoint; when one meets a row already stored (an operator deleted facts and replays
+ * while raw rows remain) the savepoint is rolled back and the kind's rows go through INSERT ...
+ * ON CONFLICT DO NOTHING instead. Then COMMIT. Any error drops the connection, which rolls
+ * back.
+ * The window cache learns the flush's window states only after COMMIT; a failed flush forgets
+ * its windows from it, so that the retry reads them from PostgreSQL.
+ * What is decided without PostgreSQL (lock order, the merge, raw rows, retention, partition
+ * days) is flush_plan.c; every statement is declared in statements.c; the connection is spoken
+ * to through pgwire.h (libpq, or a test's recording fake). */
 #include "solarx/flush.h"
 
 #include <errno.h>
