@@ -392,3 +392,19 @@ Test(config, poison_limits_have_defaults_bounds_and_overrides)
                NULL);
     load_fails("[solarx]\nstop_timeout_s = 0\n", NULL, "stop_timeout_s", NULL);
 }
+
+Test(config, window_cache_windows_has_a_default_a_bound_and_zero_turns_it_off)
+{
+    struct config *cfg = load_ok("", NULL);
+    cr_assert_eq(cfg->window_cache_windows, 4096);
+    config_destroy(cfg);
+    cfg = load_ok("[solarx]\nwindow_cache_windows = 0\n", NULL);
+    cr_assert_eq(cfg->window_cache_windows, 0);
+    config_destroy(cfg);
+    char *env[] = {"SOLARX_SOLARX_WINDOW_CACHE_WINDOWS=50000", NULL};
+    cfg = load_ok("", env);
+    cr_assert_eq(cfg->window_cache_windows, 50000);
+    config_destroy(cfg);
+    load_fails("[solarx]\nwindow_cache_windows = -1\n", NULL, "window_cache_windows",
+               "from 0 to 10000000");
+}
