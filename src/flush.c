@@ -85,6 +85,7 @@ struct flusher {
     struct window_cache *cache; /* committed fact rows of recent windows */
     size_t facts_sent[READING_KIND_COUNT]; /* fact rows of this flush's upserts, by kind */
     int64_t new_row_version; /* the version the fact rows this flush inserts start at */
+    int cache_bypass;        /* flushes left that read every window (after a stale one) */
 
     struct pending_query queries[MAX_QUERIES];
     int query_count; /* sent in this phase */
@@ -117,6 +118,11 @@ struct flusher {
 
 /* A fact row's version was not the one read or cached: another writer changed the row. */
 #define STALE_SQLSTATE "40001"
+
+/* After a flush met a stale window, this many flushes read every window from PostgreSQL, so that
+ * writers that keep taking each other's windows fail about once per this many flushes, not once
+ * every other flush (they still publish: the cache is warm when the bypass ends). */
+#define CACHE_BYPASS_FLUSHES 128
 
 /* New fact rows start at a multiple of this (see next_new_row_version); a row is updated at most
  * once per flush that counts a new second in it: fewer than WINDOW_MAX_SECONDS times. */
@@ -503,10 +509,11 @@ static bool take_facts_written(struct flusher *f, PGresult *res, int kind)
     if (written == f->facts_sent[kind])
         return true;
     size_t stale = f->facts_sent[kind] > written ? f->facts_sent[kind] - written : 0;
-    log_warn("event=window_cache_stale kind=%s windows=%zu msg=\"fact rows changed by another "
-             "writer since this flusher read or cached them; the flush is retried with them read "
-             "again\"",
-             reading_kind_name(kind), stale);
+    f->cache_bypass = CACHE_BYPASS_FLUSHES;
+    log_warn("event=window_cache_stale kind=%s windows=%zu bypass_flushes=%d msg=\"fact rows "
+             "changed by another writer since this flusher read or cached them; the flush is "
+             "retried with them read again, and the next flushes read every window\"",
+             reading_kind_name(kind), stale, CACHE_BYPASS_FLUSHES);
     if (!f->failed)
         snprintf(f->sqlstate, sizeof(f->sqlstate), "%s", STALE_SQLSTATE);
     char detail[160];
@@ -1134,10 +1141,15 @@ static int64_t next_new_row_version(int64_t previous)
     return version > previous ? version : previous + FACT_VERSION_STRIDE;
 }
 
-/* The windows the cache holds start from its state and version instead of a stored row. */
+/* The windows the cache holds start from its state and version instead of a stored row (unless
+ * the cache is bypassed after a stale window: CACHE_BYPASS_FLUSHES). */
 static void take_cached_states(struct flusher *f)
 {
     struct flush_plan *p = &f->plan;
+    if (f->cache_bypass > 0) {
+        f->cache_bypass--;
+        return;
+    }
     for (size_t i = 0; i < p->window_count; i++) {
         const struct window_cache_row *row = window_cache_get(f->cache, &p->windows[i]->key);
         if (!row || row->state.seconds != f->batch->window_seconds)
