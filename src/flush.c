@@ -1232,7 +1232,7 @@ static void note_failure(struct flusher *f, const char *what, PGresult *res)
 }
 
 /* What a failed statement of phases A and B was doing, for the error. */
-static const char *failure_context(const struct flusher *f, enum stmt_id stmt)
+static const char *failure_context(enum stmt_id stmt)
 {
     switch (stmt) {
     case STMT_UPSERT_HOME_FACTS:
@@ -1244,7 +1244,7 @@ static const char *failure_context(const struct flusher *f, enum stmt_id stmt)
     case STMT_STORE_OFFSETS:
         return "offsets";
     default:
-        return f->phase == PHASE_LOCK_AND_READ ? "locking windows" : "flush";
+        return stmt_get(stmt)->name; /* "ensure_raw_partitions", "lock_windows", ... */
     }
 }
 
@@ -1256,7 +1256,7 @@ static void take_result(struct flusher *f, PGresult *res)
     int q = f->query_index;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
         note_failure(f,
-                     q < f->query_count                ? failure_context(f, f->queries[q].stmt)
+                     q < f->query_count                ? failure_context(f->queries[q].stmt)
                      : f->phase == PHASE_LOCK_AND_READ ? "locking windows"
                                                        : "flush",
                      res);
