@@ -34,6 +34,7 @@ struct sink {
     struct clock_zone *zone;
     struct decode_config decode;
     struct flusher *flusher;
+    PGconn *conn; /* lent to the flusher; closed here, after a flush that did not commit too */
     struct batch *batch;
     struct registry *registry; /* the flusher's, from the same files as `run` */
     struct archiver *archiver; /* raw_archive_dir set: archives, then drops, old partitions */
@@ -41,8 +42,20 @@ struct sink {
     struct backfill_result *result;
 };
 
+/* Closes the flusher's connection: after a flush that did not commit, this rolls its
+ * transaction back (and releases its locks) at once. */
+static void sink_disconnect(struct sink *k)
+{
+    if (k->flusher)
+        flusher_detach(k->flusher);
+    if (k->conn)
+        PQfinish(k->conn);
+    k->conn = NULL;
+}
+
 static void sink_close(struct sink *k)
 {
+    sink_disconnect(k);
     flusher_destroy(k->flusher);
     archiver_destroy(k->archiver);
     registry_destroy(k->registry);
@@ -50,13 +63,17 @@ static void sink_close(struct sink *k)
     clock_zone_destroy(k->zone);
 }
 
+/* A new connection for the flusher, the previous one closed. */
 static bool sink_connect(struct sink *k, char *errstr, size_t errstr_size)
 {
-    PGconn *conn = db_connect_blocking(k->cfg, errstr, errstr_size);
-    if (!conn)
+    sink_disconnect(k);
+    k->conn = db_connect_blocking(k->cfg, errstr, errstr_size);
+    if (!k->conn)
         return false;
-    if (!flusher_attach(k->flusher, conn)) {
+    if (!flusher_attach(k->flusher, k->conn)) {
         snprintf(errstr, errstr_size, "%s", flusher_error(k->flusher));
+        PQfinish(k->conn);
+        k->conn = NULL;
         return false;
     }
     return true;
@@ -167,6 +184,7 @@ static bool sink_write(struct sink *k, struct batch *b, enum write_mode mode, ch
             p = flusher_run_blocking(k->flusher);
         if (p == FLUSH_COMMITTED)
             break;
+        sink_disconnect(k);
         if (flusher_failure(k->flusher) == FLUSH_FAILURE_REJECTED && mode != WRITE_FINAL &&
             !batch_is_empty(b) && (mode == WRITE_PART || ++rejected >= REJECTED_ATTEMPTS)) {
             if (!sink_connect(k, errstr, errstr_size))
@@ -183,7 +201,7 @@ static bool sink_write(struct sink *k, struct batch *b, enum write_mode mode, ch
         struct timespec ts = {delay_ms / 1000, (long)(delay_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
         delay_ms *= 2;
-        if (!flusher_conn(k->flusher) && !sink_connect(k, errstr, errstr_size))
+        if (!sink_connect(k, errstr, errstr_size))
             log_warn("event=postgres_unavailable msg=\"%s\"", errstr);
     }
     const struct flush_stats *st = flusher_stats(k->flusher);

@@ -1,5 +1,7 @@
-/* The service's PostgreSQL session: non-blocking connect, reconnect with backoff, the socket's
- * readiness and the deadline of the work in flight, told to the owner as typed events. */
+/* The service's PostgreSQL session: it owns the connection (non-blocking connect, pipeline mode,
+ * close on loss or failure, reconnect with backoff), reads its socket between the owner's work,
+ * and tells the owner the socket's readiness, the deadline of the work in flight and the loss of
+ * the connection as typed events. */
 #include "solarx/db_session.h"
 
 #include <stdio.h>
@@ -65,9 +67,7 @@ struct db_step db_session_step(enum db_state state, enum db_input input)
     case DB_INPUT_READABLE:
         if (state == DB_STATE_WORKING)
             return (struct db_step){state, DB_EVENT_READABLE};
-        if (state == DB_STATE_IDLE)
-            return (struct db_step){state, DB_EVENT_IDLE_READABLE};
-        return stay; /* CONNECTING: the connect is polled again */
+        return stay; /* CONNECTING: the connect is polled again; IDLE: the session reads it */
     case DB_INPUT_WRITABLE:
         return state == DB_STATE_WORKING ? (struct db_step){state, DB_EVENT_WRITABLE} : stay;
     case DB_INPUT_DEADLINE:
@@ -80,6 +80,8 @@ struct db_step db_session_step(enum db_state state, enum db_input input)
         return state == DB_STATE_IDLE ? (struct db_step){DB_STATE_WORKING, DB_EVENT_NONE} : stay;
     case DB_INPUT_WORK_END:
         return state == DB_STATE_WORKING ? (struct db_step){DB_STATE_IDLE, DB_EVENT_NONE} : stay;
+    case DB_INPUT_LOST:
+        return state == DB_STATE_IDLE ? (struct db_step){DB_STATE_WAITING, DB_EVENT_LOST} : stay;
     case DB_INPUT_CLOSED:
         return (struct db_step){DB_STATE_WAITING, DB_EVENT_NONE};
     }
@@ -111,13 +113,13 @@ struct db_session {
 
     enum db_state state;
     struct db_backoff backoff;
-    PGconn *connecting;  /* owned until DB_EVENT_CONNECTED hands it over */
+    PGconn *conn;        /* connecting or connected: the session's, lent to the owner */
     struct event *timer; /* the reconnect delay */
     /* The connect's or the work's deadline. */
     struct event *deadline;
     /* While connecting: one-shot, on the socket PQconnectPoll waits for (it may change). */
     struct event *connect_io;
-    /* While connected: the owner's connection's socket (persistent read, one-shot write). */
+    /* While connected: the connection's socket (persistent read, one-shot write). */
     struct event *read, *write;
 };
 
@@ -132,6 +134,13 @@ static void tell(struct db_session *s, enum db_event_kind kind, PGconn *conn)
         return;
     struct db_event ev = {.kind = kind, .conn = conn};
     s->handler(s->owner, &ev);
+}
+
+/* The first line of libpq's message (it ends its messages with a newline). */
+static void first_line(char *out, size_t size, const char *msg)
+{
+    snprintf(out, size, "%s", msg ? msg : "");
+    out[strcspn(out, "\n")] = '\0';
 }
 
 /* Applies input; returns what the owner is to be told (the caller tells it last). */
@@ -149,20 +158,21 @@ static void free_event(struct event **ev)
     *ev = NULL;
 }
 
-static void forget_socket(struct db_session *s)
+/* Closes the connection (the server rolls back a transaction left open) and its events. */
+static void close_connection(struct db_session *s)
 {
     free_event(&s->read);
     free_event(&s->write);
     free_event(&s->connect_io);
     evtimer_del(s->deadline);
-    if (s->connecting)
-        PQfinish(s->connecting);
-    s->connecting = NULL;
+    if (s->conn)
+        PQfinish(s->conn);
+    s->conn = NULL;
 }
 
 static void schedule_reconnect(struct db_session *s, enum db_retry why)
 {
-    forget_socket(s);
+    close_connection(s);
     struct timeval tv = ms_to_tv(db_backoff_retry(&s->backoff, why));
     evtimer_add(s->timer, &tv);
     log_info("event=postgres_reconnect_scheduled in_ms=%d", s->backoff.delay_ms);
@@ -172,28 +182,73 @@ static void schedule_reconnect(struct db_session *s, enum db_retry why)
 static void connect_failed(struct db_session *s, const char *msg)
 {
     char text[512];
-    snprintf(text, sizeof(text), "%s", s->connecting ? PQerrorMessage(s->connecting) : "");
-    text[strcspn(text, "\n")] = '\0';
+    first_line(text, sizeof(text), s->conn ? PQerrorMessage(s->conn) : "");
     if (!text[0] || msg)
         snprintf(text, sizeof(text), "%s", msg ? msg : "out of memory");
     char server[256];
     log_warn("event=postgres_connect_failed server=\"%s\" msg=\"%s\"",
-             db_describe(s->connecting, server, sizeof(server)), text);
+             db_describe(s->conn, server, sizeof(server)), text);
     schedule_reconnect(s, DB_RETRY_LOST);
     tell(s, DB_EVENT_CONNECT_FAILED, NULL);
+}
+
+/* Between the owner's work the connection is gone (why: libpq's message): logged, closed, told
+ * as DB_EVENT_LOST, and connected again after the backoff. */
+static void connection_lost(struct db_session *s, const char *why)
+{
+    char reason[512];
+    first_line(reason, sizeof(reason), why);
+    log_warn("event=postgres_connection_lost msg=\"postgres: connection: %s\"", reason);
+    enum db_event_kind kind = apply(s, DB_INPUT_LOST);
+    schedule_reconnect(s, DB_RETRY_LOST);
+    struct db_event ev = {.kind = kind, .reason = reason};
+    s->handler(s->owner, &ev);
+}
+
+/* No work in flight, yet the server sent something: a notice (libpq's notice processor takes
+ * it), a parameter change, or the end of the connection (an error, then end of file). */
+static void read_idle(struct db_session *s)
+{
+    if (PQconsumeInput(s->conn) && PQstatus(s->conn) == CONNECTION_OK) {
+        PGresult *res;
+        while (!PQisBusy(s->conn) && (res = PQgetResult(s->conn)) != NULL)
+            PQclear(res);
+        return;
+    }
+    connection_lost(s, PQerrorMessage(s->conn));
 }
 
 static void on_socket(evutil_socket_t fd, short what, void *arg)
 {
     struct db_session *s = arg;
     (void)fd;
-    tell(s, apply(s, what & EV_WRITE ? DB_INPUT_WRITABLE : DB_INPUT_READABLE), NULL);
+    enum db_input input = what & EV_WRITE ? DB_INPUT_WRITABLE : DB_INPUT_READABLE;
+    if (input == DB_INPUT_READABLE && s->state == DB_STATE_IDLE) {
+        read_idle(s);
+        return;
+    }
+    tell(s, apply(s, input), NULL);
 }
 
-/* The connection is established: the session watches its socket, the owner gets it. */
+/* Non-blocking pipeline mode, as the flusher speaks to the server. */
+static bool enter_pipeline_mode(struct db_session *s)
+{
+    if (PQsetnonblocking(s->conn, 1) == 0 && PQenterPipelineMode(s->conn) == 1)
+        return true;
+    char text[512];
+    first_line(text, sizeof(text), PQerrorMessage(s->conn));
+    log_warn("event=postgres_connect_failed msg=\"postgres: cannot enter pipeline mode: %s\"",
+             text);
+    apply(s, DB_INPUT_CONNECT_FAILED);
+    schedule_reconnect(s, DB_RETRY_FAILED);
+    tell(s, DB_EVENT_CONNECT_FAILED, NULL);
+    return false;
+}
+
+/* The connection is established: the session watches its socket and lends it to the owner. */
 static void connected(struct db_session *s)
 {
-    int sock = PQsocket(s->connecting);
+    int sock = PQsocket(s->conn);
     free_event(&s->connect_io);
     s->read = event_new(s->base, sock, EV_READ | EV_PERSIST, on_socket, s);
     s->write = event_new(s->base, sock, EV_WRITE, on_socket, s);
@@ -203,11 +258,11 @@ static void connected(struct db_session *s)
         return;
     }
     evtimer_del(s->deadline);
-    PGconn *conn = s->connecting;
-    s->connecting = NULL; /* the owner's from now on */
+    if (!enter_pipeline_mode(s))
+        return;
     db_backoff_connected(&s->backoff);
     log_info("event=postgres_connected");
-    tell(s, apply(s, DB_INPUT_CONNECT_OK), conn);
+    tell(s, apply(s, DB_INPUT_CONNECT_OK), s->conn);
 }
 
 static void on_connect_io(evutil_socket_t fd, short what, void *arg);
@@ -215,7 +270,7 @@ static void on_connect_io(evutil_socket_t fd, short what, void *arg);
 /* One step of PQconnectPoll; waits on the socket for the next. */
 static void poll_connect(struct db_session *s)
 {
-    PostgresPollingStatusType st = PQconnectPoll(s->connecting);
+    PostgresPollingStatusType st = PQconnectPoll(s->conn);
     if (st == PGRES_POLLING_FAILED) {
         apply(s, DB_INPUT_CONNECT_FAILED);
         connect_failed(s, NULL);
@@ -228,7 +283,7 @@ static void poll_connect(struct db_session *s)
     /* The socket may be another one after each poll (another host, another attempt). */
     free_event(&s->connect_io);
     short wait = st == PGRES_POLLING_READING ? EV_READ : EV_WRITE;
-    s->connect_io = event_new(s->base, PQsocket(s->connecting), wait, on_connect_io, s);
+    s->connect_io = event_new(s->base, PQsocket(s->conn), wait, on_connect_io, s);
     if (!s->connect_io || event_add(s->connect_io, NULL) != 0) {
         apply(s, DB_INPUT_CONNECT_FAILED);
         connect_failed(s, "cannot watch the connection's socket");
@@ -239,7 +294,7 @@ static void on_connect_io(evutil_socket_t fd, short what, void *arg)
 {
     struct db_session *s = arg;
     (void)fd, (void)what;
-    if (s->state == DB_STATE_CONNECTING && s->connecting)
+    if (s->state == DB_STATE_CONNECTING && s->conn)
         poll_connect(s);
 }
 
@@ -265,23 +320,23 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd, (void)what;
     if (apply(s, DB_INPUT_TIMER) != DB_EVENT_NONE || s->state != DB_STATE_CONNECTING)
         return;
-    s->connecting = db_connect_start(s->cfg);
-    if (!s->connecting) {
+    s->conn = db_connect_start(s->cfg);
+    if (!s->conn) {
         apply(s, DB_INPUT_CONNECT_FAILED);
         connect_failed(s, "out of memory");
         return;
     }
-    int deadline_ms = connect_deadline_ms(s->connecting);
+    int deadline_ms = connect_deadline_ms(s->conn);
     struct timeval limit = ms_to_tv(deadline_ms);
     if (deadline_ms >= 0)
         evtimer_add(s->deadline, &limit);
-    if (PQstatus(s->connecting) == CONNECTION_BAD) { /* failed before any I/O */
+    if (PQstatus(s->conn) == CONNECTION_BAD) { /* failed before any I/O */
         apply(s, DB_INPUT_CONNECT_FAILED);
         connect_failed(s, NULL);
         return;
     }
     /* libpq: after PQconnectStart, wait until the socket is writable, then poll. */
-    s->connect_io = event_new(s->base, PQsocket(s->connecting), EV_WRITE, on_connect_io, s);
+    s->connect_io = event_new(s->base, PQsocket(s->conn), EV_WRITE, on_connect_io, s);
     if (!s->connect_io || event_add(s->connect_io, NULL) != 0) {
         apply(s, DB_INPUT_CONNECT_FAILED);
         connect_failed(s, "cannot watch the connection's socket");
@@ -297,7 +352,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     if (before == DB_STATE_CONNECTING && kind == DB_EVENT_CONNECT_FAILED) {
         char msg[80];
         snprintf(msg, sizeof(msg), "not connected within connect_timeout (%d ms)",
-                 s->connecting ? connect_deadline_ms(s->connecting) : DB_CONNECT_TIMEOUT_MS);
+                 s->conn ? connect_deadline_ms(s->conn) : DB_CONNECT_TIMEOUT_MS);
         connect_failed(s, msg);
         return;
     }
@@ -329,8 +384,8 @@ void db_session_destroy(struct db_session *s)
     free_event(&s->connect_io);
     free_event(&s->timer);
     free_event(&s->deadline);
-    if (s->connecting)
-        PQfinish(s->connecting);
+    if (s->conn)
+        PQfinish(s->conn);
     free(s);
 }
 
@@ -382,4 +437,9 @@ void db_session_retry(struct db_session *s, enum db_retry why)
 enum db_state db_session_state(const struct db_session *s)
 {
     return s->state;
+}
+
+PGconn *db_session_conn(const struct db_session *s)
+{
+    return s->state == DB_STATE_IDLE || s->state == DB_STATE_WORKING ? s->conn : NULL;
 }

@@ -16,8 +16,8 @@
  * Phase C (out of pipeline mode, which does not allow COPY): per kind, the raw rows by COPY
  * under a savepoint; when one meets a row already stored (an operator deleted facts and replays
  * while raw rows remain) the savepoint is rolled back and the kind's rows go through INSERT ...
- * ON CONFLICT DO NOTHING instead. Then COMMIT. Any error drops the connection, which rolls
- * back.
+ * ON CONFLICT DO NOTHING instead. Then COMMIT. Any error fails the flush: the flusher forgets the
+ * connection it was lent, and its owner (the db session, backfill) closes it, which rolls back.
  * The window cache learns the flush's window states only after COMMIT; a failed flush forgets
  * its windows from it, so that the retry reads them from PostgreSQL.
  * What is decided without PostgreSQL (lock order, the merge, raw rows, retention, partition
@@ -72,8 +72,8 @@ struct flusher {
     char *offsets_group;
     const struct claims *claims; /* borrowed: epochs the offsets are stored under */
     bool fenced;                 /* this flush was refused: partitions claimed by another owner */
-    PGconn *conn;
-    const struct pgwire *wire;       /* how conn is spoken to: libpq, or a test's fake */
+    PGconn *conn;                /* lent by its owner, who closes it; NULL: none */
+    const struct pgwire *wire;   /* how conn is spoken to: libpq, or a test's fake */
     const struct registry *registry; /* borrowed; NULL: no registries */
     bool registry_dirty;             /* not yet written since it was set */
     bool flushing_registry;          /* this flush writes it */
@@ -176,8 +176,6 @@ void flusher_destroy(struct flusher *f)
     flush_plan_free(&f->plan);
     window_cache_free(f->cache);
     free(f->pending_days);
-    if (f->conn)
-        f->wire->finish(f->conn);
     for (int i = 0; i < SCRATCH_ARRAYS; i++)
         pgarray_free(&f->arrays[i]);
     copytext_free(&f->copy);
@@ -208,18 +206,21 @@ bool flusher_attach(struct flusher *f, PGconn *conn)
 
 bool flusher_attach_wire(struct flusher *f, PGconn *conn, const struct pgwire *wire)
 {
-    if (f->conn)
-        f->wire->finish(f->conn);
     f->wire = wire;
     f->conn = conn;
+    /* Both are no-ops on a connection already in non-blocking pipeline mode (the db session's). */
     if (f->wire->set_nonblocking(conn, 1) != 0 || f->wire->enter_pipeline_mode(conn) != 1) {
         snprintf(f->error, sizeof(f->error), "postgres: cannot enter pipeline mode: %s",
                  f->wire->error_message(conn));
-        f->wire->finish(conn);
         f->conn = NULL;
         return false;
     }
     return true;
+}
+
+void flusher_detach(struct flusher *f)
+{
+    f->conn = NULL;
 }
 
 PGconn *flusher_conn(const struct flusher *f)
@@ -315,24 +316,6 @@ static void set_error(struct flusher *f, const char *what, const char *detail)
     snprintf(f->error, sizeof(f->error), "postgres: %s: %s", what, clean);
 }
 
-bool flusher_check_idle(struct flusher *f)
-{
-    if (!f->conn)
-        return false;
-    if (f->phase != PHASE_IDLE)
-        return true;
-    if (f->wire->consume_input(f->conn) && f->wire->status(f->conn) == CONNECTION_OK) {
-        PGresult *res;
-        while (!f->wire->is_busy(f->conn) && (res = f->wire->get_result(f->conn)) != NULL)
-            PQclear(res);
-        return true;
-    }
-    set_error(f, "connection", f->wire->error_message(f->conn));
-    f->wire->finish(f->conn);
-    f->conn = NULL;
-    return false;
-}
-
 /* The flush's windows leave the cache: what it holds of them may be what made the flush fail
  * (another writer changed a row), and after a failed COMMIT nobody knows which state is stored. */
 static void forget_cached_windows(struct flusher *f)
@@ -341,13 +324,12 @@ static void forget_cached_windows(struct flusher *f)
         window_cache_forget(f->cache, &f->plan.windows[i]->key);
 }
 
+/* The flush ends without COMMIT: its connection is in an unknown state, and forgotten. Its owner
+ * closes it, and the server rolls the transaction back. */
 static enum flush_progress fail_flush(struct flusher *f)
 {
     forget_cached_windows(f);
-    if (f->conn) {
-        f->wire->finish(f->conn); /* the server rolls the transaction back */
-        f->conn = NULL;
-    }
+    f->conn = NULL;
     f->want_write = false;
     f->copy_streaming = false;
     /* Partitions may have been dropped meanwhile (retention, an operator): ask again. */

@@ -18,10 +18,8 @@ const struct pgwire pgwire_libpq = {
     .get_result = PQgetResult,
     .put_copy_data = PQputCopyData,
     .put_copy_end = PQputCopyEnd,
-    .status = PQstatus,
     .error_message = PQerrorMessage,
     .socket = PQsocket,
-    .finish = PQfinish,
     .result_error_field = PQresultErrorField,
     .result_error_message = PQresultErrorMessage,
 };

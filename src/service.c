@@ -288,7 +288,7 @@ static void drop_fenced_batches(struct service *s)
         if (!s->revoking && !s->stopping)       /* a revoke ends in a new assignment anyway */
             (void)kafka_consumer_rejoin(s->kc); /* logged when refused */
     }
-    /* The flusher dropped the connection with the transaction. */
+    /* The session closes the connection, which rolls the transaction back. */
     db_session_retry(s->db, DB_RETRY_REFUSED);
 }
 
@@ -444,16 +444,6 @@ static void continue_flush(struct service *s)
         start_flush(s); /* a full batch, or the next part of an isolation, does not wait */
 }
 
-/* Between flushes: a notice, or the server closing the connection. */
-static void check_idle_connection(struct service *s)
-{
-    if (flusher_check_idle(s->flusher))
-        return;
-    log_warn("event=postgres_connection_lost msg=\"%s\"", flusher_error(s->flusher));
-    s->m.postgres_errors++;
-    db_session_retry(s->db, DB_RETRY_LOST);
-}
-
 static void on_db_event(void *owner, const struct db_event *ev)
 {
     struct service *s = owner;
@@ -464,7 +454,7 @@ static void on_db_event(void *owner, const struct db_event *ev)
         s->m.postgres_errors++;
         return;
     case DB_EVENT_CONNECTED:
-        /* Handed to the flusher, which owns it from now on (and closes it on failure). */
+        /* Lent to the flusher; the session keeps it, and closes it when a flush fails. */
         if (!flusher_attach(s->flusher, ev->conn)) {
             log_warn("event=postgres_connect_failed msg=\"%s\"", flusher_error(s->flusher));
             db_session_retry(s->db, DB_RETRY_FAILED);
@@ -472,15 +462,14 @@ static void on_db_event(void *owner, const struct db_event *ev)
         }
         start_flush(s);
         return;
-    case DB_EVENT_IDLE_READABLE:
-        check_idle_connection(s);
+    case DB_EVENT_LOST: /* between flushes (logged by the session, which reconnects) */
+        flusher_detach(s->flusher);
+        s->m.postgres_errors++;
         return;
     case DB_EVENT_READABLE:
     case DB_EVENT_WRITABLE:
         if (s->flushing)
             continue_flush(s);
-        else
-            check_idle_connection(s);
         return;
     case DB_EVENT_DEADLINE:
         if (s->flushing)
@@ -1086,7 +1075,7 @@ out:
     for (int i = 0; i < 3; i++)
         if (s.signals[i])
             event_free(s.signals[i]);
-    db_session_destroy(s.db); /* before the flusher closes the connection it watches */
+    db_session_destroy(s.db); /* closes the connection it lent the flusher */
     if (s.flush_timer)
         event_free(s.flush_timer);
     if (s.revoke_deadline)

@@ -1,8 +1,11 @@
-/* The service's PostgreSQL session: one object that connects without blocking (PQconnectPoll on
- * the socket's readiness, with a deadline), reconnects with backoff, watches the connection's
- * socket in the event loop and bounds the work in flight with a deadline. It hands typed events
- * to its owner through one callback; the owner says when work is in flight and when it wants
- * write readiness. The state machine and the backoff are pure and unit-tested. */
+/* The service's PostgreSQL session: one object that owns the connection for its whole life. It
+ * connects without blocking (PQconnectPoll on the socket's readiness, with a deadline), puts the
+ * connection in non-blocking pipeline mode, watches its socket in the event loop, bounds the work
+ * in flight with a deadline, reads the socket itself between the owner's work (notices, the
+ * server closing the connection) and closes the connection on loss or when the owner's work
+ * failed, then reconnects with backoff. It hands typed events to its owner through one callback;
+ * the owner lends the connection to its work (the flusher), says when work is in flight and when
+ * it wants write readiness. The state machine and the backoff are pure and unit-tested. */
 #ifndef SOLARX_DB_SESSION_H
 #define SOLARX_DB_SESSION_H
 
@@ -62,18 +65,20 @@ enum db_input {
     DB_INPUT_DEADLINE,       /* the connect's or the work's deadline passed */
     DB_INPUT_WORK_BEGIN,     /* the owner sent work (db_session_work_begin) */
     DB_INPUT_WORK_END,       /* the owner's work ended (db_session_work_end) */
-    DB_INPUT_CLOSED,         /* the owner closed the connection (db_session_retry) */
+    DB_INPUT_LOST,           /* no work in flight, the connection is gone (read by the session) */
+    DB_INPUT_CLOSED,         /* the owner's work failed: the session closes it (db_session_retry) */
 };
 
 /* What the owner is told. */
 enum db_event_kind {
     DB_EVENT_NONE,           /* nothing (an input stale in this state) */
-    DB_EVENT_CONNECTED,      /* a connection is established: ev->conn is the owner's now */
+    DB_EVENT_CONNECTED,      /* a connection is established: ev->conn, lent to the owner */
     DB_EVENT_CONNECT_FAILED, /* a connect failed (logged); the session retries after backoff */
     DB_EVENT_READABLE,       /* work in flight: the socket is readable */
     DB_EVENT_WRITABLE,       /* work in flight: the socket is writable (db_session_want_write) */
-    DB_EVENT_IDLE_READABLE,  /* no work in flight, yet the socket is readable: a notice, or the
-                              * server closing the connection; the owner checks which */
+    DB_EVENT_LOST,           /* no work in flight, and the connection is gone (ev->reason): the
+                              * session closed it and reconnects after the backoff; the owner
+                              * forgets the connection it was lent */
     DB_EVENT_DEADLINE,       /* the work in flight passed its deadline */
 };
 
@@ -83,7 +88,9 @@ struct db_step {
 };
 
 /* What input does in state: the next state and what the owner is told. Inputs that make no
- * sense in a state (a stale readiness, work without a connection) leave it unchanged. */
+ * sense in a state (a stale readiness, work without a connection) leave it unchanged. A readable
+ * socket without work in flight tells nothing: the session reads it (DB_INPUT_LOST when the
+ * connection turns out to be gone). */
 struct db_step db_session_step(enum db_state state, enum db_input input);
 
 const char *db_state_name(enum db_state state);
@@ -92,7 +99,9 @@ const char *db_state_name(enum db_state state);
 
 struct db_event {
     enum db_event_kind kind;
-    PGconn *conn; /* DB_EVENT_CONNECTED: the new connection (see db_session_new) */
+    PGconn *conn;       /* DB_EVENT_CONNECTED: the new connection, in non-blocking pipeline
+                         * mode; the session's, lent (see db_session_new) */
+    const char *reason; /* DB_EVENT_LOST: why, as libpq says it (valid during the call) */
 };
 
 /* Called for every event; the owner may call any db_session_ function from it except destroy. */
@@ -101,12 +110,12 @@ typedef void (*db_session_handler)(void *owner, const struct db_event *ev);
 struct db_session;
 
 /* A session connecting with cfg's settings (borrowed, as base is) and telling owner through
- * handler. On DB_EVENT_CONNECTED the owner takes the connection: it may hand it on (to the
- * flusher) and close it; the session only watches its socket, until the owner says, by
- * db_session_retry, that the connection is closed. NULL when out of memory. */
+ * handler. The connection is the session's: it is lent to the owner on DB_EVENT_CONNECTED (the
+ * owner may lend it on, to the flusher) until DB_EVENT_LOST, db_session_retry or
+ * db_session_destroy, and only the session closes it. NULL when out of memory. */
 struct db_session *db_session_new(struct event_base *base, const struct config *cfg,
                                   db_session_handler handler, void *owner);
-/* Frees the session's events and an unfinished connect; never the owner's connection. */
+/* Closes the connection (or an unfinished connect) and frees the session's events. */
 void db_session_destroy(struct db_session *s);
 
 /* Starts the first connect, at once. */
@@ -123,11 +132,14 @@ void db_session_want_write(struct db_session *s);
 void db_session_work_end(struct db_session *s);
 /* The owner's work succeeded: the next reconnect starts from the minimum delay. */
 void db_session_succeeded(struct db_session *s);
-/* The owner closed the connection (or its flusher dropped it): the session forgets its socket
- * and connects again after the backoff why says (logged as event=postgres_reconnect_scheduled).
- * Ends work in flight. Ignored while a reconnect is already waiting. */
+/* The owner's work on the connection failed (or was fenced, or abandoned): the session closes
+ * the connection, which rolls back a transaction left open, and connects again after the backoff
+ * why says (logged as event=postgres_reconnect_scheduled). Ends work in flight. Ignored while a
+ * reconnect is already waiting. */
 void db_session_retry(struct db_session *s, enum db_retry why);
 
 enum db_state db_session_state(const struct db_session *s);
+/* The established connection (idle or working), or NULL. */
+PGconn *db_session_conn(const struct db_session *s);
 
 #endif

@@ -39,10 +39,12 @@ struct flush_stats {
 enum flush_progress {
     FLUSH_BUSY,      /* waiting on the socket */
     FLUSH_COMMITTED, /* the transaction committed: stats are valid, the batch may be dropped */
-    FLUSH_FAILED,    /* see flusher_error(); the connection was dropped, the batch is intact */
-    FLUSH_FENCED,    /* rolled back: a partition of the batch is no longer held under the epoch
-                        claims gave for it (another instance claimed it). Not to be retried: see
-                        flusher_error() for the partitions; the connection was dropped. */
+    FLUSH_FAILED,    /* see flusher_error(); the batch is intact. The flusher forgot the
+                        connection: its owner closes it, which rolls the transaction back */
+    FLUSH_FENCED,    /* a partition of the batch is no longer held under the epoch claims gave
+                        for it (another instance claimed it). Not to be retried: see
+                        flusher_error() for the partitions. The connection is forgotten as for
+                        FLUSH_FAILED: its owner closes it, which rolls the transaction back. */
 };
 
 struct flusher;
@@ -66,21 +68,23 @@ bool flusher_registry_dirty(const struct flusher *f);
  * Only flushes with an offsets_group store offsets. */
 void flusher_set_claims(struct flusher *f, const struct claims *claims);
 
-/* Hands an established connection to the flusher, which owns it from now on (and puts it in
- * non-blocking pipeline mode). Returns false (and closes conn) when that fails. */
+/* Lends an established connection to the flusher for its following flushes. The caller keeps
+ * owning it and closes it (the flusher never does): after a flush that did not commit, which the
+ * flusher forgets it at, or after flusher_detach. Puts it in non-blocking pipeline mode unless it
+ * is already. Returns false, forgetting it, when that fails (flusher_error says why). */
 bool flusher_attach(struct flusher *f, PGconn *conn) __attribute__((warn_unused_result));
 /* flusher_attach over another implementation of the connection calls (borrowed; a test's
  * recording fake, see pgwire.h): conn is whatever that implementation takes. */
 struct pgwire;
 bool flusher_attach_wire(struct flusher *f, PGconn *conn, const struct pgwire *wire)
     __attribute__((warn_unused_result));
-/* The connection, or NULL when there is none (never attached, or dropped after a failure). */
+/* The owner closes the connection it lent (it was lost between flushes): the flusher forgets
+ * it. Call only while no flush is in progress. */
+void flusher_detach(struct flusher *f);
+/* The connection lent, or NULL when there is none (never lent, detached, or forgotten after a
+ * flush that did not commit). */
 PGconn *flusher_conn(const struct flusher *f);
 bool flusher_busy(const struct flusher *f);
-
-/* Between flushes: reads whatever the server sent (notices, a termination). Returns false, and
- * drops the connection, when it is gone. */
-bool flusher_check_idle(struct flusher *f);
 
 /* Starts writing b (borrowed until FLUSH_COMMITTED or FLUSH_FAILED; only its readings are
  * grouped by window, nothing is added or removed). Returns
@@ -91,8 +95,8 @@ enum flush_progress flusher_start(struct flusher *f, struct batch *b);
 enum flush_progress flusher_on_io(struct flusher *f);
 bool flusher_wants_write(const struct flusher *f);
 
-/* Gives up the flush in progress (a hung server): drops the connection, which rolls the
- * transaction back. Returns FLUSH_FAILED; the batch is intact. */
+/* Gives up the flush in progress (a hung server): forgets the connection, which its owner
+ * closes (that rolls the transaction back). Returns FLUSH_FAILED; the batch is intact. */
 enum flush_progress flusher_abort(struct flusher *f, const char *why);
 
 /* Drives the flush in progress to its end with poll(2), for programs without an event loop

@@ -1,4 +1,5 @@
-/* The libpq calls the flusher makes on its connection, as a table of functions: libpq's own
+/* The libpq calls the flusher makes on the connection it is lent, as a table of functions (none
+ * closes it: its owner does, see flusher_attach): libpq's own
  * (pgwire_libpq) in the service, a recording fake in unit tests, which replays canned results
  * (built with PQmakeEmptyPGresult / PQsetResultAttrs / PQsetvalue) so that the flush's planning,
  * merging and statements are tested without PostgreSQL. Each entry has the contract of the libpq
@@ -21,10 +22,8 @@ struct pgwire {
     PGresult *(*get_result)(PGconn *conn);
     int (*put_copy_data)(PGconn *conn, const char *buf, int len);
     int (*put_copy_end)(PGconn *conn, const char *errormsg);
-    ConnStatusType (*status)(const PGconn *conn);
     char *(*error_message)(const PGconn *conn);
     int (*socket)(const PGconn *conn);
-    void (*finish)(PGconn *conn);
     /* on results this wire returned */
     char *(*result_error_field)(const PGresult *res, int fieldcode);
     char *(*result_error_message)(const PGresult *res);

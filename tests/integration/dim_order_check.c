@@ -687,11 +687,23 @@ struct run_env {
  * every one starting its next batch as soon as its previous one committed. A failed flush (a
  * deadlock between writers would be one) is retried on a new connection, as the service does;
  * retries are counted in *retries, dimension histories rewritten in *rewrites. */
+/* Closes the connection f was lent (a failed flush's: its transaction rolls back) and lends it a
+ * new one. */
+static bool lend_new_connection(struct flusher *f, PGconn **conn, const char *conninfo)
+{
+    flusher_detach(f);
+    if (*conn)
+        PQfinish(*conn);
+    *conn = connect_db(conninfo);
+    return flusher_attach(f, *conn);
+}
+
 static void write_batches(const struct run_env *env, const struct reading *readings,
                           const size_t *sizes, size_t nb, int writers, int64_t *offset,
                           size_t *retries, size_t *rewrites)
 {
     struct flusher *f[2];
+    PGconn *conn[2] = {NULL, NULL}; /* lent to f[w]; closed here */
     struct batch *b[2];
     bool busy[2] = {false, false};
     if (writers < 1 || writers > 2)
@@ -701,7 +713,7 @@ static void write_batches(const struct run_env *env, const struct reading *readi
         if (!f[w])
             fail_setup("out of memory");
         flusher_set_registry(f[w], env->reg);
-        if (!flusher_attach(f[w], connect_db(env->conninfo)))
+        if (!lend_new_connection(f[w], &conn[w], env->conninfo))
             fail_setup("flusher_attach: %s", flusher_error(f[w]));
         b[w] = batch_new(env->cfg->window_minutes * 60, env->zone);
     }
@@ -720,7 +732,7 @@ static void write_batches(const struct run_env *env, const struct reading *readi
                     break;
                 if (++*retries > 100)
                     fail_setup("flush cannot start: %s", flusher_error(f[w]));
-                if (!flusher_attach(f[w], connect_db(env->conninfo)))
+                if (!lend_new_connection(f[w], &conn[w], env->conninfo))
                     fail_setup("flusher_attach: %s", flusher_error(f[w]));
             }
             busy[w] = true;
@@ -756,7 +768,7 @@ static void write_batches(const struct run_env *env, const struct reading *readi
             if (writers == 1)
                 fail_setup("flush of %zu readings failed: %s", b[w]->reading_count,
                            flusher_error(f[w]));
-            if (!flusher_attach(f[w], connect_db(env->conninfo)) ||
+            if (!lend_new_connection(f[w], &conn[w], env->conninfo) ||
                 flusher_start(f[w], b[w]) != FLUSH_BUSY)
                 fail_setup("flush retry: %s", flusher_error(f[w]));
         }
@@ -764,6 +776,7 @@ static void write_batches(const struct run_env *env, const struct reading *readi
     for (int w = 0; w < writers; w++) {
         batch_destroy(b[w]);
         flusher_destroy(f[w]);
+        PQfinish(conn[w]);
     }
 }
 

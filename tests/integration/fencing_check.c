@@ -63,6 +63,7 @@ static enum flush_progress flush_one(const struct clock_zone *zone, struct claim
     snprintf(error, error_size, "%s", flusher_error(f));
     batch_destroy(b);
     flusher_destroy(f);
+    PQfinish(conn); /* the flusher only borrowed it */
     return p;
 }
 

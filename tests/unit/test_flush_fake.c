@@ -3,7 +3,8 @@
  * new seconds merged; a fenced offsets store -> FLUSH_FENCED; a raw COPY meeting a stored row ->
  * the INSERT ... ON CONFLICT fallback; the window cache: a second flush reads no stored state for
  * the windows it holds, a fact row changed by another writer fails the flush and its retry reads
- * the row again. No PostgreSQL: the fake answers every statement itself. */
+ * the row again; a failed flush forgets the connection it was lent and never closes it (the wire
+ * cannot: its owner does). No PostgreSQL: the fake answers every statement itself. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +38,7 @@ struct fake {
     int sent_count;
     PGresult *queue[FAKE_MAX_QUEUED]; /* results to return; NULL entries end a query's results */
     int head, tail;
-    bool pipeline, aborted, finished;
+    bool pipeline, aborted;
     struct sent *copying; /* the COPY whose rows are arriving */
     bool slow_socket;     /* during a COPY, every other flush leaves data unsent */
     int flushes, copy_puts;
@@ -235,11 +236,6 @@ static int fake_flushed(PGconn *conn)
     return 0;
 }
 
-static ConnStatusType fake_status(const PGconn *conn)
-{
-    return CONNECTION_OK;
-}
-
 static char *fake_error_message(const PGconn *conn)
 {
     return "";
@@ -248,11 +244,6 @@ static char *fake_error_message(const PGconn *conn)
 static int fake_socket(const PGconn *conn)
 {
     return -1;
-}
-
-static void fake_finish(PGconn *conn)
-{
-    fake_of(conn)->finished = true;
 }
 
 static char *fake_result_error_field(const PGresult *res, int fieldcode)
@@ -279,10 +270,8 @@ static const struct pgwire fake_wire = {
     .get_result = fake_get_result,
     .put_copy_data = fake_put_copy_data,
     .put_copy_end = fake_put_copy_end,
-    .status = fake_status,
     .error_message = fake_error_message,
     .socket = fake_socket,
-    .finish = fake_finish,
     .result_error_field = fake_result_error_field,
     .result_error_message = fake_result_error_message,
 };
@@ -503,6 +492,11 @@ Test(flush_fake, only_seconds_not_stored_are_merged_and_become_raw_rows)
     cr_assert_not_null(strstr(rows, "\t21\n"), "the raw row is the new reading's:\n%s", rows);
 }
 
+static PGresult *fail_offsets(const struct sent *q, void *ctx)
+{
+    return q->stmt == STMT_STORE_OFFSETS ? fake_error("40001", "could not serialize access") : NULL;
+}
+
 static PGresult *fence_offsets(const struct sent *q, void *ctx)
 {
     return q->stmt == STMT_STORE_OFFSETS
@@ -518,9 +512,45 @@ Test(flush_fake, a_fenced_offsets_store_fails_the_flush_as_fenced)
     cr_assert_str_eq(flusher_sqlstate(flusher), "SXFEN");
     cr_assert_not_null(strstr(flusher_error(flusher), "postgres: offsets: partition"), "%s",
                        flusher_error(flusher));
-    cr_assert(fake->finished, "the connection is dropped: the transaction rolls back");
     cr_assert_null(find_sent(STMT_COMMIT, 0));
+    cr_assert_null(flusher_conn(flusher), "forgotten: its owner closes it, which rolls back");
+}
+
+/* What a new connection from the owner is like: nothing unread, no aborted pipeline. */
+static void fake_reset(struct fake *k)
+{
+    while (k->head < k->tail)
+        PQclear(k->queue[k->head++]);
+    k->aborted = false;
+}
+
+Test(flush_fake, a_failed_flush_leaves_the_connection_to_its_owner)
+{
+    add_home(1, T0 + 1, 0, 10);
+    fake->respond = fail_offsets;
+    cr_assert_eq(run_flush(), FLUSH_FAILED);
+    cr_assert_null(flusher_conn(flusher), "the flusher forgot the connection");
+    int sent = fake->sent_count;
+    cr_assert_eq(flusher_start(flusher, batch), FLUSH_FAILED, "no connection lent");
+    cr_assert_str_eq(flusher_error(flusher), "postgres: connection: not connected");
+    cr_assert_eq(fake->sent_count, sent, "nothing is sent without a connection");
+    /* The owner still has it (the flusher cannot close it: the wire has no such call): lent
+     * again, as a new one would be, the same batch commits. */
+    fake_reset(fake);
+    fake->respond = NULL;
+    cr_assert(flusher_attach_wire(flusher, (PGconn *)fake, &fake_wire));
+    cr_assert_eq(run_flush(), FLUSH_COMMITTED, "%s", flusher_error(flusher));
+    cr_assert_eq(flusher_conn(flusher), (PGconn *)fake, "a committed flush keeps it");
+}
+
+Test(flush_fake, a_detached_connection_is_not_used)
+{
+    add_home(1, T0 + 1, 0, 10);
+    flusher_detach(flusher);
     cr_assert_null(flusher_conn(flusher));
+    cr_assert_eq(flusher_start(flusher, batch), FLUSH_FAILED);
+    cr_assert_str_eq(flusher_error(flusher), "postgres: connection: not connected");
+    cr_assert_eq(fake->sent_count, 0);
 }
 
 static PGresult *conflict_on_copy(const struct sent *q, void *ctx)
@@ -667,10 +697,9 @@ static void use_window_cache(int windows)
     cr_assert(flusher_attach_wire(flusher, (PGconn *)fake, &fake_wire));
 }
 
-/* The connection was dropped by a failed flush: a new one (to the same fake). */
+/* A failed flush forgot the connection: its owner lends one again (the same fake). */
 static void reconnect(void)
 {
-    fake->finished = false;
     fake->aborted = false;
     cr_assert(flusher_attach_wire(flusher, (PGconn *)fake, &fake_wire));
 }
@@ -789,7 +818,7 @@ Test(flush_fake, a_row_changed_by_another_writer_fails_the_flush_and_the_retry_r
                      "postgres: window merge: 1 home fact rows were changed by another writer "
                      "(version mismatch)");
     cr_assert_null(sent_since(mark, STMT_COMMIT), "rolled back");
-    cr_assert(fake->finished, "the connection is dropped: the transaction rolls back");
+    cr_assert_null(flusher_conn(flusher), "forgotten: its owner closes it, which rolls back");
 
     /* The retry of the same batch reads the row again (here: the stored row of version 4 with
      * seconds 1 and 2) and merges into it, not into what the cache held. */
