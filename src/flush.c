@@ -72,8 +72,9 @@ struct flusher {
     char *offsets_group;
     const struct claims *claims; /* borrowed: epochs the offsets are stored under */
     bool fenced;                 /* this flush was refused: partitions claimed by another owner */
-    PGconn *conn;                /* lent by its owner, who closes it; NULL: none */
-    const struct pgwire *wire;   /* how conn is spoken to: libpq, or a test's fake */
+    bool stale;   /* this flush failed because windows it held were written by another writer */
+    PGconn *conn; /* lent by its owner, who closes it; NULL: none */
+    const struct pgwire *wire;       /* how conn is spoken to: libpq, or a test's fake */
     const struct registry *registry; /* borrowed; NULL: no registries */
     bool registry_dirty;             /* not yet written since it was set */
     bool flushing_registry;          /* this flush writes it */
@@ -286,6 +287,11 @@ enum flush_failure flush_classify_sqlstate(const char *sqlstate)
     return FLUSH_FAILURE_REJECTED;
 }
 
+bool flusher_stale(const struct flusher *f)
+{
+    return f->stale;
+}
+
 enum flush_failure flusher_failure(const struct flusher *f)
 {
     return flush_classify_sqlstate(f->sqlstate);
@@ -496,8 +502,10 @@ static bool take_facts_written(struct flusher *f, PGresult *res, int kind)
              "changed by another writer since this flusher read or cached them; the flush is "
              "retried with them read again, and the next flushes read every window\"",
              reading_kind_name(kind), stale, CACHE_BYPASS_FLUSHES);
-    if (!f->failed)
+    if (!f->failed) {
         snprintf(f->sqlstate, sizeof(f->sqlstate), "%s", STALE_SQLSTATE);
+        f->stale = true;
+    }
     char detail[160];
     snprintf(detail, sizeof(detail),
              "%zu %s fact rows were changed by another writer (version mismatch)", stale,
@@ -1173,6 +1181,7 @@ enum flush_progress flusher_start(struct flusher *f, struct batch *b)
     }
     f->failed = false;
     f->fenced = false;
+    f->stale = false;
     f->error[0] = '\0';
     f->sqlstate[0] = '\0';
     memset(&f->stats, 0, sizeof(f->stats));

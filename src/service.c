@@ -320,6 +320,12 @@ static void flush_finished(struct service *s, enum flush_progress p)
         next_half(s);
     } else if (p == FLUSH_FENCED) {
         drop_fenced_batches(s);
+    } else if (flusher_stale(s->flusher)) {
+        /* Another writer wrote windows this one held: the retry reads them again, at once. */
+        s->m.flush_failures++;
+        log_info("event=flush_retried readings=%zu reason=window_cache_stale retry=at_once",
+                 s->inflight->reading_count);
+        db_session_retry(s->db, DB_RETRY_AT_ONCE);
     } else {
         char quoted[1200];
         enum flush_failure failure = flusher_failure(s->flusher);
@@ -351,6 +357,12 @@ static bool claim_partitions(struct service *s, struct ownership_partition *part
     if (n == 0)
         return true;
     PGconn *conn = db_connect_blocking(s->cfg, err, sizeof(err));
+    /* The loop waits for this: it must never wait on a lock that only the loop can release
+     * (this instance's own flush in flight, storing offsets of a partition assigned again), or
+     * on a zombie's flush. A claim that times out stays pending and is tried before the next
+     * flush. */
+    if (conn)
+        PQclear(PQexec(conn, "SET lock_timeout = '2s'; SET statement_timeout = '5s'"));
     bool ok = conn && ownership_claim(conn, s->cfg, config_kafka_get(s->cfg, "group.id"), s->owner,
                                       parts, n, s->claims, err, sizeof(err));
     if (conn)

@@ -128,4 +128,9 @@ const char *flush_failure_name(enum flush_failure failure);
 const char *flusher_sqlstate(const struct flusher *f);
 enum flush_failure flusher_failure(const struct flusher *f);
 
+/* Whether the last flush failed only because windows it held in its cache had been written by
+ * another writer (logged as event=window_cache_stale): nothing is wrong, and its retry, which
+ * reads them again, need not wait. */
+bool flusher_stale(const struct flusher *f);
+
 #endif

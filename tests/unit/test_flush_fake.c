@@ -529,6 +529,7 @@ Test(flush_fake, a_failed_flush_leaves_the_connection_to_its_owner)
     add_home(1, T0 + 1, 0, 10);
     fake->respond = fail_offsets;
     cr_assert_eq(run_flush(), FLUSH_FAILED);
+    cr_assert_not(flusher_stale(flusher), "a serialization failure is not a stale cache");
     cr_assert_null(flusher_conn(flusher), "the flusher forgot the connection");
     int sent = fake->sent_count;
     cr_assert_eq(flusher_start(flusher, batch), FLUSH_FAILED, "no connection lent");
@@ -814,6 +815,7 @@ Test(flush_fake, a_row_changed_by_another_writer_fails_the_flush_and_the_retry_r
     cr_assert_str_eq(sent_since(mark, STMT_UPSERT_HOME_FACTS)->values[P_HOME_FACT_VERSIONS], "{5}");
     cr_assert_eq(flusher_failure(flusher), FLUSH_FAILURE_TRANSIENT, "retried, not split");
     cr_assert_str_eq(flusher_sqlstate(flusher), "40001");
+    cr_assert(flusher_stale(flusher), "stale: the service retries at once");
     cr_assert_str_eq(flusher_error(flusher),
                      "postgres: window merge: 1 home fact rows were changed by another writer "
                      "(version mismatch)");
