@@ -229,11 +229,6 @@ PGconn *flusher_conn(const struct flusher *f)
     return f->conn;
 }
 
-bool flusher_busy(const struct flusher *f)
-{
-    return f->phase != PHASE_IDLE;
-}
-
 bool flusher_wants_write(const struct flusher *f)
 {
     return f->want_write;

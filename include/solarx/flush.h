@@ -84,7 +84,6 @@ void flusher_detach(struct flusher *f);
 /* The connection lent, or NULL when there is none (never lent, detached, or forgotten after a
  * flush that did not commit). */
 PGconn *flusher_conn(const struct flusher *f);
-bool flusher_busy(const struct flusher *f);
 
 /* Starts writing b (borrowed until FLUSH_COMMITTED or FLUSH_FAILED; only its readings are
  * grouped by window, nothing is added or removed). Returns
