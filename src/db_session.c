@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "solarx/db.h"
+#include "solarx/evtime.h"
 #include "solarx/log.h"
 
 /* ---- pure parts --------------------------------------------------------------------------- */
@@ -123,11 +124,6 @@ struct db_session {
     struct event *read, *write;
 };
 
-static struct timeval ms_to_tv(int ms)
-{
-    return (struct timeval){ms / 1000, (ms % 1000) * 1000};
-}
-
 static void tell(struct db_session *s, enum db_event_kind kind, PGconn *conn)
 {
     if (kind == DB_EVENT_NONE)
@@ -173,7 +169,7 @@ static void close_connection(struct db_session *s)
 static void schedule_reconnect(struct db_session *s, enum db_retry why)
 {
     close_connection(s);
-    struct timeval tv = ms_to_tv(db_backoff_retry(&s->backoff, why));
+    struct timeval tv = evtime_from_ms(db_backoff_retry(&s->backoff, why));
     evtimer_add(s->timer, &tv);
     log_info("event=postgres_reconnect_scheduled in_ms=%d", s->backoff.delay_ms);
 }
@@ -327,7 +323,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         return;
     }
     int deadline_ms = connect_deadline_ms(s->conn);
-    struct timeval limit = ms_to_tv(deadline_ms);
+    struct timeval limit = evtime_from_ms(deadline_ms);
     if (deadline_ms >= 0)
         evtimer_add(s->deadline, &limit);
     if (PQstatus(s->conn) == CONNECTION_BAD) { /* failed before any I/O */
@@ -400,7 +396,7 @@ bool db_session_work_begin(struct db_session *s, int deadline_ms)
     if (db_session_step(s->state, DB_INPUT_WORK_BEGIN).next != DB_STATE_WORKING)
         return false;
     apply(s, DB_INPUT_WORK_BEGIN);
-    struct timeval tv = ms_to_tv(deadline_ms);
+    struct timeval tv = evtime_from_ms(deadline_ms);
     evtimer_add(s->deadline, &tv);
     return true;
 }

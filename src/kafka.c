@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "solarx/log.h"
+#include "solarx/reading.h"
 
 /* Most messages handled per loop turn before yielding to other events (PostgreSQL, timers). */
 #define DRAIN_BUDGET 2000
@@ -203,14 +204,6 @@ void kafka_consumer_end_revoke(struct kafka_consumer *kc)
     end_revoke(kc);
 }
 
-static int kind_of_topic(const struct kafka_consumer *kc, const char *topic)
-{
-    for (int k = 0; k < READING_KIND_COUNT; k++)
-        if (strcmp(kc->topic[k], topic) == 0)
-            return k;
-    return -1;
-}
-
 /* Handles up to DRAIN_BUDGET queued messages and events with zero timeouts; *delivered counts
  * the messages handed to handlers.on_message. */
 static void drain_turn(struct kafka_consumer *kc, int *delivered)
@@ -230,7 +223,7 @@ static void drain_turn(struct kafka_consumer *kc, int *delivered)
                          msg->rkt ? rd_kafka_topic_name(msg->rkt) : "-", (int)msg->partition,
                          rd_kafka_message_errstr(msg));
         } else {
-            int kind = kind_of_topic(kc, rd_kafka_topic_name(msg->rkt));
+            int kind = reading_kind_of_topic(kc->topic, rd_kafka_topic_name(msg->rkt));
             if (kind >= 0) {
                 kc->handlers.on_message(kc->handlers.opaque, (enum reading_kind)kind, msg);
                 (*delivered)++;
@@ -573,7 +566,7 @@ struct metrics_lag *kafka_consumer_lags(struct kafka_consumer *kc, size_t *count
     if (lags && rd_kafka_position(kc->rk, assignment) == RD_KAFKA_RESP_ERR_NO_ERROR) {
         for (int i = 0; i < assignment->cnt; i++) {
             rd_kafka_topic_partition_t *p = &assignment->elems[i];
-            int kind = kind_of_topic(kc, p->topic);
+            int kind = reading_kind_of_topic(kc->topic, p->topic);
             int64_t low = -1, high = -1;
             if (kind < 0)
                 continue;

@@ -1,5 +1,5 @@
 /* Migrations: scan the directory, plan against the ledger, apply each pending file in its own
- * transaction and record it with its checksum. */
+ * transaction and record it with its checksum; at the service's start, once PostgreSQL is up. */
 #include "solarx/migrate.h"
 
 #include <ctype.h>
@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "solarx/db.h"
+#include "solarx/db_session.h"
 #include "solarx/log.h"
 
 /* Advisory lock key that names "the migration lock" in this database. */
@@ -401,4 +404,24 @@ out:
     free(applied);
     migrate_set_free(&files);
     return rc;
+}
+
+int migrate_at_start(const struct config *cfg, char *errstr, size_t errstr_size)
+{
+    struct db_backoff backoff = {0};
+    for (;;) {
+        PGconn *conn = db_connect_migrator(cfg, errstr, errstr_size);
+        if (conn) {
+            int applied = 0;
+            int rc = migrate_run(conn, cfg->migrations_dir, &applied, errstr, errstr_size);
+            PQfinish(conn);
+            if (rc == 0)
+                log_info("event=migrate_done applied=%d", applied);
+            return rc;
+        }
+        int delay_ms = db_backoff_retry(&backoff, DB_RETRY_LOST);
+        log_warn("event=postgres_unavailable msg=\"%s\" retry_in_ms=%d", errstr, delay_ms);
+        struct timespec ts = {delay_ms / 1000, (long)(delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
 }

@@ -10,16 +10,15 @@
 #include <string.h>
 #include <sysexits.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "solarx/archive.h"
 #include "solarx/batch.h"
 #include "solarx/claims.h"
 #include "solarx/clock.h"
-#include "solarx/db.h"
 #include "solarx/db_session.h"
 #include "solarx/decode.h"
 #include "solarx/decode_pool.h"
+#include "solarx/evtime.h"
 #include "solarx/flush.h"
 #include "solarx/kafka.h"
 #include "solarx/log.h"
@@ -99,25 +98,12 @@ static void note_progress(struct service *s)
     clock_gettime(CLOCK_MONOTONIC_COARSE, &s->last_progress);
 }
 
-static int kind_of_topic(const struct service *s, const char *topic)
-{
-    for (int k = 0; k < READING_KIND_COUNT; k++)
-        if (strcmp(s->cfg->topic[k], topic) == 0)
-            return k;
-    return -1;
-}
-
 static unsigned long long total(const uint64_t *values, int n)
 {
     unsigned long long sum = 0;
     for (int i = 0; i < n; i++)
         sum += values[i];
     return sum;
-}
-
-static struct timeval ms_to_tv(int ms)
-{
-    return (struct timeval){ms / 1000, (ms % 1000) * 1000};
 }
 
 /* ---- PostgreSQL connection ---------------------------------------------------------------- */
@@ -348,59 +334,6 @@ static void flush_finished(struct service *s, enum flush_progress p)
         try_finish_stop(s);
 }
 
-/* Claims the partitions given (their offsets are set to where consumption resumes when
- * PostgreSQL stores one) for this instance. Returns false, leaving them pending, when
- * PostgreSQL cannot be asked. */
-static bool claim_partitions(struct service *s, struct ownership_partition *parts, size_t n)
-{
-    char err[512];
-    if (n == 0)
-        return true;
-    PGconn *conn = db_connect_blocking(s->cfg, err, sizeof(err));
-    /* The loop waits for this: it must never wait on a lock that only the loop can release
-     * (this instance's own flush in flight, storing offsets of a partition assigned again), or
-     * on a zombie's flush. A claim that times out stays pending and is tried before the next
-     * flush. */
-    if (conn)
-        PQclear(PQexec(conn, "SET lock_timeout = '2s'; SET statement_timeout = '5s'"));
-    bool ok = conn && ownership_claim(conn, s->cfg, config_kafka_get(s->cfg, "group.id"), s->owner,
-                                      parts, n, s->claims, err, sizeof(err));
-    if (conn)
-        PQfinish(conn);
-    if (!ok) {
-        char quoted[600];
-        log_warn("event=claim_failed partitions=%zu msg=%s retry=before_next_flush", n,
-                 log_quote(err, quoted, sizeof(quoted)));
-        return false;
-    }
-    for (size_t i = 0; i < n; i++)
-        log_info("event=partition_claimed topic=%s partition=%d epoch=%lld stored=%lld owner=%s",
-                 s->cfg->topic[parts[i].kind], (int)parts[i].partition, (long long)parts[i].epoch,
-                 (long long)parts[i].next_offset, s->owner);
-    return true;
-}
-
-static void collect_pending(void *ctx, int kind, int32_t partition, int64_t epoch, int64_t resume)
-{
-    struct ownership_partition **next = ctx;
-    (void)resume;
-    if (epoch == CLAIMS_PENDING)
-        *(*next)++ = (struct ownership_partition){.kind = kind, .partition = partition};
-}
-
-/* Partitions assigned while PostgreSQL was unavailable are claimed before their first flush. */
-static bool claim_pending_partitions(struct service *s)
-{
-    size_t n = claims_pending(s->claims);
-    struct ownership_partition *parts = calloc(n, sizeof(*parts)), *next = parts;
-    if (!parts)
-        return false;
-    claims_each(s->claims, collect_pending, &next);
-    bool ok = claim_partitions(s, parts, n);
-    free(parts);
-    return ok;
-}
-
 /* Starts writing the inflight batch (or the pending one, when nothing waits) if possible. */
 static void start_flush(struct service *s)
 {
@@ -428,7 +361,7 @@ static void start_flush(struct service *s)
         batch_absorb(s->inflight, s->pending); /* a retry takes what arrived meanwhile */
     }
     update_backpressure(s);
-    if (claims_pending(s->claims) > 0 && !claim_pending_partitions(s))
+    if (!ownership_claim_pending(s->cfg, s->owner, s->claims))
         return; /* its offsets could not be stored: the next timer tries again */
     enum flush_progress p = flusher_start(s->flusher, s->inflight);
     if (p == FLUSH_FAILED) {
@@ -460,8 +393,6 @@ static void on_db_event(void *owner, const struct db_event *ev)
 {
     struct service *s = owner;
     switch (ev->kind) {
-    case DB_EVENT_NONE:
-        return;
     case DB_EVENT_CONNECT_FAILED:
         s->m.postgres_errors++;
         return;
@@ -487,6 +418,8 @@ static void on_db_event(void *owner, const struct db_event *ev)
         if (s->flushing)
             flush_finished(s, flusher_abort(s->flusher, "no answer from PostgreSQL within the "
                                                         "flush deadline"));
+        return;
+    default: /* DB_EVENT_NONE: never told (db_session_handler) */
         return;
     }
 }
@@ -644,48 +577,9 @@ static void on_message(void *opaque, enum reading_kind kind, const rd_kafka_mess
 static void on_assign(void *opaque, rd_kafka_topic_partition_list_t *partitions)
 {
     struct service *s = opaque;
-    struct ownership_partition *parts = calloc((size_t)partitions->cnt + 1, sizeof(*parts));
-    size_t n = 0;
-    for (int i = 0; i < partitions->cnt; i++) {
-        rd_kafka_topic_partition_t *p = &partitions->elems[i];
-        int kind = kind_of_topic(s, p->topic);
-        p->offset = RD_KAFKA_OFFSET_INVALID;
-        if (kind < 0)
-            continue;
-        if (!claims_set(s->claims, kind, p->partition, CLAIMS_PENDING, -1))
-            log_error("event=claim_failed msg=\"out of memory\"");
-        if (parts)
-            parts[n++] = (struct ownership_partition){.kind = kind, .partition = p->partition};
-    }
-    if (parts && claim_partitions(s, parts, n)) {
-        for (size_t j = 0; j < n; j++) {
-            if (parts[j].next_offset < 0)
-                continue;
-            for (int i = 0; i < partitions->cnt; i++) {
-                rd_kafka_topic_partition_t *p = &partitions->elems[i];
-                if (p->partition == parts[j].partition &&
-                    strcmp(p->topic, s->cfg->topic[parts[j].kind]) == 0) {
-                    p->offset = parts[j].next_offset;
-                    log_info("event=partition_start topic=%s partition=%d offset=%lld "
-                             "source=postgres epoch=%lld",
-                             p->topic, (int)p->partition, (long long)p->offset,
-                             (long long)parts[j].epoch);
-                }
-            }
-        }
-    }
-    free(parts);
+    ownership_claim_assigned(s->cfg, s->owner, s->claims, partitions);
     note_progress(s);
     readiness_mark_ready(s->readiness);
-}
-
-static void release_claims(struct service *s, const rd_kafka_topic_partition_list_t *partitions)
-{
-    for (int i = 0; i < partitions->cnt; i++) {
-        int kind = kind_of_topic(s, partitions->elems[i].topic);
-        if (kind >= 0)
-            claims_remove(s->claims, kind, partitions->elems[i].partition);
-    }
 }
 
 /* Nothing consumed waits to be written. */
@@ -749,7 +643,7 @@ static bool on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *parti
         return true; /* nothing to write, or PostgreSQL is out: nothing written before they go */
     s->revoking = true;
     update_backpressure(s);
-    struct timeval deadline = ms_to_tv(FLUSH_DEADLINE_MS);
+    struct timeval deadline = evtime_from_ms(FLUSH_DEADLINE_MS);
     evtimer_add(s->revoke_deadline, &deadline);
     if (!s->flushing)
         start_flush(s); /* a flush that fails at once ends the revoke (continue_revoke) */
@@ -762,7 +656,7 @@ static bool on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *parti
 static void on_unassigned(void *opaque, const rd_kafka_topic_partition_list_t *partitions)
 {
     struct service *s = opaque;
-    release_claims(s, partitions);
+    ownership_release(s->cfg, s->claims, partitions);
     if (!s->revoking)
         return;
     s->revoking = false;
@@ -853,7 +747,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         s->cfg->flush_max_bytes = fresh->flush_max_bytes;
         log_set_level(s->cfg->log_level);
         config_destroy(fresh);
-        struct timeval tv = ms_to_tv(s->cfg->flush_interval_ms);
+        struct timeval tv = evtime_from_ms(s->cfg->flush_interval_ms);
         event_add(s->flush_timer, &tv);
         log_info("event=reloaded log_level=%s flush_interval_ms=%d flush_max_readings=%d",
                  config_log_level_name(s->cfg->log_level), s->cfg->flush_interval_ms,
@@ -926,41 +820,6 @@ static struct metrics_lag *service_lags(void *ctx, size_t *count)
 
 /* ---- start-up ----------------------------------------------------------------------------- */
 
-/* The label claims carry: the static member's id, else the host name; and the pid. */
-static void set_owner(struct service *s)
-{
-    char host[128] = "";
-    const char *id = kafka_consumer_instance_id(s->kc);
-    if (!id[0]) {
-        if (gethostname(host, sizeof(host)) != 0)
-            snprintf(host, sizeof(host), "unknown-host");
-        host[sizeof(host) - 1] = '\0';
-        id = host;
-    }
-    snprintf(s->owner, sizeof(s->owner), "%s/pid-%ld", id, (long)getpid());
-}
-
-/* Applies migrations before READY; PostgreSQL not up yet is waited for, with backoff. */
-static int migrate_at_start(struct service *s, char *errstr, size_t errstr_size)
-{
-    struct db_backoff backoff = {0};
-    for (;;) {
-        PGconn *conn = db_connect_migrator(s->cfg, errstr, errstr_size);
-        if (conn) {
-            int applied = 0;
-            int rc = migrate_run(conn, s->cfg->migrations_dir, &applied, errstr, errstr_size);
-            PQfinish(conn);
-            if (rc == 0)
-                log_info("event=migrate_done applied=%d", applied);
-            return rc;
-        }
-        int delay_ms = db_backoff_retry(&backoff, DB_RETRY_LOST);
-        log_warn("event=postgres_unavailable msg=\"%s\" retry_in_ms=%d", errstr, delay_ms);
-        struct timespec ts = {delay_ms / 1000, (long)(delay_ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-}
-
 /* The decoder's worker thread, and its wake-up on the loop. Returns false with errstr. */
 static bool start_decoder(struct service *s, char *errstr, size_t errstr_size)
 {
@@ -1006,7 +865,7 @@ int service_run(struct config *cfg, char *errstr, size_t errstr_size)
         rc = EX_CONFIG;
         goto out;
     }
-    if (cfg->migrate_on_start && migrate_at_start(&s, errstr, errstr_size) < 0)
+    if (cfg->migrate_on_start && migrate_at_start(cfg, errstr, errstr_size) < 0)
         goto out;
 
     s.base = event_base_new();
@@ -1035,7 +894,7 @@ int service_run(struct config *cfg, char *errstr, size_t errstr_size)
         s.signals[i] = evsignal_new(s.base, signal_numbers[i], on_signal, &s);
         event_add(s.signals[i], NULL);
     }
-    struct timeval flush_tv = ms_to_tv(cfg->flush_interval_ms);
+    struct timeval flush_tv = evtime_from_ms(cfg->flush_interval_ms);
     event_add(s.flush_timer, &flush_tv);
     const char *topics[READING_KIND_COUNT];
     for (int k = 0; k < READING_KIND_COUNT; k++)
@@ -1067,7 +926,7 @@ int service_run(struct config *cfg, char *errstr, size_t errstr_size)
     s.kc = kafka_consumer_new(cfg, s.base, &handlers, errstr, errstr_size);
     if (!s.kc)
         goto out;
-    set_owner(&s);
+    ownership_label(kafka_consumer_instance_id(s.kc), s.owner, sizeof(s.owner));
     log_info("event=started version=%s topics=%s,%s,%s group=%s window_minutes=%d zone=%s",
              SOLARX_VERSION, cfg->topic[READING_HOME], cfg->topic[READING_SOLAR],
              cfg->topic[READING_BATTERY], config_kafka_get(cfg, "group.id"), cfg->window_minutes,

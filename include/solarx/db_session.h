@@ -104,7 +104,8 @@ struct db_event {
     const char *reason; /* DB_EVENT_LOST: why, as libpq says it (valid during the call) */
 };
 
-/* Called for every event; the owner may call any db_session_ function from it except destroy. */
+/* Called for every event but DB_EVENT_NONE, which is never told; the owner may call any
+ * db_session_ function from it except destroy. */
 typedef void (*db_session_handler)(void *owner, const struct db_event *ev);
 
 struct db_session;

@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "solarx/config.h"
+
 #define MIGRATE_CHECKSUM_SIZE 65 /* hex SHA-256 + NUL */
 
 struct migration {
@@ -66,6 +68,14 @@ bool migrate_privileges_ok(const struct migrate_privileges *p, char *errstr, siz
  * runs as the owner of solarx_meta (SET LOCAL ROLE when the login is a member of it), so what it
  * creates belongs to the schemas' owner. Returns 0, or -1 with errstr. */
 int migrate_run(PGconn *conn, const char *dir, int *applied_out, char *errstr, size_t errstr_size)
+    __attribute__((warn_unused_result));
+
+/* migrate_on_start: connects as the migration role (db_connect_migrator) and applies every
+ * pending migration of cfg->migrations_dir (migrate_run), before the service reports READY.
+ * PostgreSQL not up yet is waited for, with the session's reconnect backoff
+ * (event=postgres_unavailable); blocks until then. Returns 0 (event=migrate_done), or -1 with
+ * errstr when migrate_run fails. */
+int migrate_at_start(const struct config *cfg, char *errstr, size_t errstr_size)
     __attribute__((warn_unused_result));
 
 #endif

@@ -47,4 +47,8 @@ const char *reading_status_name(enum battery_status status);
 /* Short name of a kind: "home", "solar", "battery". */
 const char *reading_kind_name(enum reading_kind kind);
 
+/* The kind whose topic is named topic, topics being the configured names by kind ([topics],
+ * config.topic); -1 when topic is none of them. Pure. */
+int reading_kind_of_topic(char *const topics[READING_KIND_COUNT], const char *topic);
+
 #endif
