@@ -97,13 +97,19 @@ struct health_facts readiness_health_facts(const struct readiness_state *state, 
     };
 }
 
+const char *readiness_problem_observed(struct readiness *r, const struct readiness_state *state,
+                                       int64_t lag, char *buf, size_t size)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+    struct health_facts facts =
+        readiness_health_facts(state, r->ready, lag, now, r->view.stall_timeout_s);
+    return health_problem(&facts, buf, size);
+}
+
 const char *readiness_problem(struct readiness *r, char *buf, size_t size)
 {
     struct readiness_state state = {0};
     r->view.observe(r->view.ctx, &state);
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
-    struct health_facts facts =
-        readiness_health_facts(&state, r->ready, total_lag(&r->view), now, r->view.stall_timeout_s);
-    return health_problem(&facts, buf, size);
+    return readiness_problem_observed(r, &state, total_lag(&r->view), buf, size);
 }

@@ -1,4 +1,5 @@
-/* /metrics and /healthz on the limited evhttp server of http.c, from the readiness view. */
+/* /metrics and /healthz on the limited evhttp server of http.c, from the readiness view; one
+ * observation of the service and one lag query per request. */
 #include "solarx/status_http.h"
 
 #include <event2/buffer.h>
@@ -55,7 +56,9 @@ static void on_metrics(struct evhttp_request *req, void *arg)
         .postgres_connected = state.postgres_connected,
         .paused = state.paused,
         .assigned_partitions = state.assigned_partitions,
-        .healthy = readiness_problem(sh->readiness, reason, sizeof(reason)) == NULL,
+        .healthy = readiness_problem_observed(sh->readiness, &state,
+                                              lags ? metrics_total_lag(lags, lag_count) : -1,
+                                              reason, sizeof(reason)) == NULL,
         .lags = lags,
         .lag_count = lag_count,
         .topics = sh->view.topics,

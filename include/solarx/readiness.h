@@ -58,8 +58,14 @@ void readiness_mark_ready(struct readiness *r);
 void readiness_mark_stopping(struct readiness *r);
 
 /* NULL while the service can make progress; otherwise the reason (health_problem), written to
- * buf and returned. */
+ * buf and returned. Observes the service and asks for its lags. */
 const char *readiness_problem(struct readiness *r, char *buf, size_t size);
+
+/* The same verdict from a state and a total lag (metrics_total_lag, -1 unknown) the caller has
+ * just observed: for a caller that needs them itself (/metrics), so that one request asks Kafka
+ * for the lags once. */
+const char *readiness_problem_observed(struct readiness *r, const struct readiness_state *state,
+                                       int64_t lag, char *buf, size_t size);
 
 /* Pure: the facts health_problem judges, from a state observed at now (both on
  * CLOCK_MONOTONIC_COARSE), whether partitions were ever assigned, the total lag
