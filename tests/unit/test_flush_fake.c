@@ -516,12 +516,14 @@ Test(flush_fake, a_fenced_offsets_store_fails_the_flush_as_fenced)
     cr_assert_null(flusher_conn(flusher), "forgotten: its owner closes it, which rolls back");
 }
 
-/* What a new connection from the owner is like: nothing unread, no aborted pipeline. */
-static void fake_reset(struct fake *k)
+/* A failed flush forgot the connection: its owner lends one again (the same fake), as a new
+ * connection is: nothing unread, no aborted pipeline. */
+static void reconnect(void)
 {
-    while (k->head < k->tail)
-        PQclear(k->queue[k->head++]);
-    k->aborted = false;
+    while (fake->head < fake->tail)
+        PQclear(fake->queue[fake->head++]);
+    fake->aborted = false;
+    cr_assert(flusher_attach_wire(flusher, (PGconn *)fake, &fake_wire));
 }
 
 Test(flush_fake, a_failed_flush_leaves_the_connection_to_its_owner)
@@ -537,9 +539,8 @@ Test(flush_fake, a_failed_flush_leaves_the_connection_to_its_owner)
     cr_assert_eq(fake->sent_count, sent, "nothing is sent without a connection");
     /* The owner still has it (the flusher cannot close it: the wire has no such call): lent
      * again, as a new one would be, the same batch commits. */
-    fake_reset(fake);
     fake->respond = NULL;
-    cr_assert(flusher_attach_wire(flusher, (PGconn *)fake, &fake_wire));
+    reconnect();
     cr_assert_eq(run_flush(), FLUSH_COMMITTED, "%s", flusher_error(flusher));
     cr_assert_eq(flusher_conn(flusher), (PGconn *)fake, "a committed flush keeps it");
 }
@@ -695,13 +696,6 @@ static void use_window_cache(int windows)
     cfg.window_cache_windows = windows;
     flusher = flusher_new(&cfg, zone, "solarx");
     cr_assert_not_null(flusher);
-    cr_assert(flusher_attach_wire(flusher, (PGconn *)fake, &fake_wire));
-}
-
-/* A failed flush forgot the connection: its owner lends one again (the same fake). */
-static void reconnect(void)
-{
-    fake->aborted = false;
     cr_assert(flusher_attach_wire(flusher, (PGconn *)fake, &fake_wire));
 }
 
