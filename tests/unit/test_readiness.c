@@ -1,7 +1,11 @@
 /* Unit tests of readiness (the service's view -> health facts, /healthz's verdict, the systemd
- * notifications on a real notify socket) and of http_listen's parsing. */
+ * notifications on a real notify socket), of http_listen's parsing, and of /metrics asking the
+ * view once per scrape (a real request on 127.0.0.1). */
 #include <criterion/criterion.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
+#include <event2/http.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,16 +22,20 @@ struct fake_service {
     struct metrics_lag lags[3];
     size_t lag_count;
     bool no_consumer; /* lags answers NULL */
+    int lag_queries;  /* lags calls */
+    int observations; /* observe calls */
 };
 
 static void fake_observe(void *ctx, struct readiness_state *out)
 {
+    ((struct fake_service *)ctx)->observations++;
     *out = ((struct fake_service *)ctx)->state;
 }
 
 static struct metrics_lag *fake_lags(void *ctx, size_t *count)
 {
     struct fake_service *f = ctx;
+    f->lag_queries++;
     if (f->no_consumer)
         return NULL;
     struct metrics_lag *copy = calloc(f->lag_count + 1, sizeof(*copy));
@@ -238,6 +246,95 @@ Test(status_http, a_bad_http_listen_names_the_file_and_the_value)
     struct status_http *none = status_http_new(base, "x.conf", "", &view, r, err, sizeof(err));
     cr_assert_not_null(none, "an empty http_listen serves nothing");
     status_http_destroy(none);
+    readiness_destroy(r);
+    event_base_free(base);
+}
+
+/* A port nothing listens on now (bound to 0 and released). */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(addr);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
+    close(fd);
+    return ntohs(addr.sin_port);
+}
+
+struct scrape {
+    struct event_base *base;
+    int code;
+    char body[8192];
+};
+
+static void on_scraped(struct evhttp_request *req, void *arg)
+{
+    struct scrape *sc = arg;
+    sc->code = req ? evhttp_request_get_response_code(req) : -1;
+    if (req) {
+        struct evbuffer *in = evhttp_request_get_input_buffer(req);
+        size_t n = evbuffer_get_length(in);
+        n = n < sizeof(sc->body) - 1 ? n : sizeof(sc->body) - 1;
+        evbuffer_remove(in, sc->body, n);
+        sc->body[n] = '\0';
+    }
+    event_base_loopexit(sc->base, NULL);
+}
+
+/* GET path from the endpoints on port, run on base until answered. */
+static void get(struct event_base *base, int port, const char *path, struct scrape *sc)
+{
+    *sc = (struct scrape){.base = base};
+    struct evhttp_connection *conn =
+        evhttp_connection_base_new(base, NULL, "127.0.0.1", (ev_uint16_t)port);
+    struct evhttp_request *req = evhttp_request_new(on_scraped, sc);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Host", "127.0.0.1");
+    cr_assert_eq(evhttp_make_request(conn, req, EVHTTP_REQ_GET, path), 0);
+    struct timeval limit = {10, 0};
+    event_base_loopexit(base, &limit);
+    event_base_dispatch(base);
+    evhttp_connection_free(conn);
+}
+
+Test(status_http, a_metrics_scrape_asks_for_the_lags_once_and_judges_health_by_them)
+{
+    char err[256], listen[64];
+    struct metrics m = {0};
+    struct fake_service f = {.state = {.postgres_connected = true, .last_progress = now_coarse()}};
+    f.state.last_progress.tv_sec -= 400; /* idle 400 s with lag: stalled */
+    f.lags[0] = (struct metrics_lag){"home_t", 0, 1200};
+    f.lag_count = 1;
+    struct readiness_view view = view_of(&f, &m);
+    struct event_base *base = event_base_new();
+    struct readiness *r = readiness_new(base, &view, err, sizeof(err));
+    cr_assert_not_null(r, "%s", err);
+    readiness_mark_ready(r);
+    int port = free_port();
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+    struct status_http *sh = status_http_new(base, "x.conf", listen, &view, r, err, sizeof(err));
+    cr_assert_not_null(sh, "%s", err);
+
+    struct scrape sc;
+    get(base, port, "/metrics", &sc);
+    cr_assert_eq(sc.code, 200, "%s", sc.body);
+    cr_assert_eq(f.lag_queries, 1, "one lag query per scrape, not %d", f.lag_queries);
+    cr_assert_eq(f.observations, 1, "one observation per scrape, not %d", f.observations);
+    cr_assert(strstr(sc.body, "solarx_partition_lag{topic=\"home_t\",partition=\"0\"} 1200\n"),
+              "%s", sc.body);
+    cr_assert(strstr(sc.body, "solarx_healthy 0\n"), "stalled with that lag: %s", sc.body);
+
+    f.lags[0].lag = 0; /* caught up: idle is no stall */
+    get(base, port, "/metrics", &sc);
+    cr_assert_eq(f.lag_queries, 2);
+    cr_assert(strstr(sc.body, "solarx_healthy 1\n"), "%s", sc.body);
+
+    get(base, port, "/healthz", &sc);
+    cr_assert_eq(sc.code, 200, "%s", sc.body);
+    cr_assert_str_eq(sc.body, "ok\n");
+    cr_assert_eq(f.lag_queries, 3, "/healthz asks once too");
+
+    status_http_destroy(sh);
     readiness_destroy(r);
     event_base_free(base);
 }
