@@ -30,7 +30,7 @@ int64_t metrics_total_lag(const struct metrics_lag *lags, size_t n)
     return total;
 }
 
-static unsigned long long sum_of(const uint64_t *values, int n)
+unsigned long long metrics_sum(const uint64_t *values, int n)
 {
     unsigned long long sum = 0;
     for (int i = 0; i < n; i++)
@@ -54,9 +54,9 @@ void metrics_format_status(const struct metrics *m, int64_t total_lag, int64_t n
     snprintf(buf, size,
              "STATUS=lag=%s last_flush_age_s=%s consumed=%llu merged=%llu duplicates=%llu "
              "dead_letters=%llu flushes=%llu flush_failures=%llu",
-             lag, age, sum_of(m->consumed, READING_KIND_COUNT),
-             sum_of(m->merged, READING_KIND_COUNT), (unsigned long long)m->duplicates,
-             sum_of(m->dead_letters, DECODE_ERROR_COUNT), (unsigned long long)m->flushes,
+             lag, age, metrics_sum(m->consumed, READING_KIND_COUNT),
+             metrics_sum(m->merged, READING_KIND_COUNT), (unsigned long long)m->duplicates,
+             metrics_sum(m->dead_letters, DECODE_ERROR_COUNT), (unsigned long long)m->flushes,
              (unsigned long long)m->flush_failures);
 }
 

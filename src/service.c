@@ -98,14 +98,6 @@ static void note_progress(struct service *s)
     clock_gettime(CLOCK_MONOTONIC_COARSE, &s->last_progress);
 }
 
-static unsigned long long total(const uint64_t *values, int n)
-{
-    unsigned long long sum = 0;
-    for (int i = 0; i < n; i++)
-        sum += values[i];
-    return sum;
-}
-
 /* ---- PostgreSQL connection ---------------------------------------------------------------- */
 
 /* The flusher's output that libpq could not send yet goes when the socket takes more. */
@@ -679,8 +671,9 @@ static void try_finish_stop(struct service *s)
         return;
     }
     log_info("event=stopping consumed=%llu merged=%llu duplicates=%llu dead_letters=%llu",
-             total(s->m.consumed, READING_KIND_COUNT), total(s->m.merged, READING_KIND_COUNT),
-             (unsigned long long)s->m.duplicates, total(s->m.dead_letters, DECODE_ERROR_COUNT));
+             metrics_sum(s->m.consumed, READING_KIND_COUNT),
+             metrics_sum(s->m.merged, READING_KIND_COUNT), (unsigned long long)s->m.duplicates,
+             metrics_sum(s->m.dead_letters, DECODE_ERROR_COUNT));
     s->exit_code = s->kafka_fatal[0] ? EXIT_KAFKA_FATAL : 0;
     event_base_loopexit(s->base, NULL);
 }

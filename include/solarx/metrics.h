@@ -57,6 +57,9 @@ struct metrics_live {
 
 void metrics_observe_flush(struct metrics *m, double ms, uint64_t rows);
 
+/* Sum of n counters (per kind, per reason...). Pure. */
+unsigned long long metrics_sum(const uint64_t *values, int n);
+
 /* Sum of the known lags (lag >= 0) of n partitions; -1 when none is known. */
 int64_t metrics_total_lag(const struct metrics_lag *lags, size_t n);
 

@@ -76,6 +76,13 @@ Test(metrics, health_and_last_flush_gauges)
     free(text);
 }
 
+Test(metrics, a_sum_adds_every_counter)
+{
+    const uint64_t counts[3] = {7, 0, 35};
+    cr_assert_eq(metrics_sum(counts, 3), 42);
+    cr_assert_eq(metrics_sum(counts, 0), 0);
+}
+
 Test(metrics, total_lag_sums_the_known_partitions)
 {
     struct metrics_lag lags[] = {{"a", 0, 41}, {"a", 1, -1}, {"b", 0, 1}};
