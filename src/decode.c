@@ -3,9 +3,12 @@
 #include "solarx/decode.h"
 
 #include <jansson.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "decode_internal.h"
 
 static const char *const error_names[DECODE_ERROR_COUNT] = {
     [DECODE_OK] = "ok",
@@ -32,6 +35,105 @@ const char *decode_error_name(enum decode_error e)
         return "unknown";
     return error_names[e];
 }
+
+/* ---- Field rules, shared with the fast path (decode_internal.h) ---- */
+
+bool decode_quantity_from_integer(long long i, fixed_t *out)
+{
+    if (i > FIXED_MAX_INPUT || i < -FIXED_MAX_INPUT)
+        return false;
+    *out = (fixed_t)i * FIXED_SCALE;
+    return true;
+}
+
+bool decode_quantity_within(fixed_t v, enum decode_bound bound)
+{
+    return bound == DECODE_BOUND_POSITIVE ? v > 0 : v >= 0;
+}
+
+bool decode_id_in_range(long long i)
+{
+    return i > 0 && i <= INT32_MAX;
+}
+
+bool decode_is_charging_from_integer(long long i, uint8_t *out)
+{
+    if (i != 0 && i != 1)
+        return false;
+    *out = (uint8_t)i;
+    return true;
+}
+
+bool decode_status_from_word(const char *text, size_t len, uint8_t *out)
+{
+    static const struct {
+        const char *word;
+        size_t len;
+        enum battery_status status;
+    } words[] = {
+        {"ideal", 5, BATTERY_IDLE},
+        {"charging", 8, BATTERY_CHARGING},
+        {"discharging", 11, BATTERY_DISCHARGING},
+    };
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        if (words[i].len == len && memcmp(text, words[i].word, len) == 0) {
+            *out = (uint8_t)words[i].status;
+            return true;
+        }
+    }
+    return false;
+}
+
+bool decode_battery_id(const char *key, size_t len, int32_t *id)
+{
+    static const char prefix[] = "battery_";
+    const size_t prefix_len = sizeof(prefix) - 1;
+    if (len <= prefix_len || memcmp(key, prefix, prefix_len) != 0)
+        return false;
+    const char *p = key + prefix_len, *end = key + len;
+    if (*p < '1' || *p > '9')
+        return false;
+    int64_t n = 0;
+    for (; p < end; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        n = n * 10 + (*p - '0');
+        if (n > INT32_MAX)
+            return false;
+    }
+    *id = (int32_t)n;
+    return true;
+}
+
+bool decode_energy_within_capacity(fixed_t energy_wh, fixed_t capacity_kwh)
+{
+    /* energy_wh (Wh) <= capacity_kwh (kWh) * 1000, both in millionths; a capacity that large
+     * cannot be exceeded by any accepted energy. */
+    return capacity_kwh > INT64_MAX / 1000 || energy_wh <= capacity_kwh * 1000;
+}
+
+enum decode_error decode_timestamp_rule(const struct decode_config *cfg, int64_t ts)
+{
+    if (ts < 0)
+        return DECODE_BAD_TIMESTAMP;
+    /* Years have four digits, so ts and now + max_future_seconds stay far from overflow. */
+    if (cfg->max_future_seconds > 0 && ts - cfg->now > cfg->max_future_seconds)
+        return DECODE_FUTURE_TIMESTAMP;
+    return DECODE_OK;
+}
+
+void decode_insert_by_device(struct reading *out, size_t *n, const struct reading *r)
+{
+    /* Insertion sort by battery id: output order is independent of key order. */
+    size_t i = (*n)++;
+    while (i > 0 && out[i - 1].device_id > r->device_id) {
+        out[i] = out[i - 1];
+        i--;
+    }
+    out[i] = *r;
+}
+
+/* ---- The jansson path: every rejection and its reason ---- */
 
 /* Where a rejection is written; reasons are always printable ASCII so that they can be stored
  * as text whatever bytes the payload held. */
@@ -111,14 +213,9 @@ static const char *field_path(const char *prefix, const char *name, char *buf, s
     return buf;
 }
 
-enum bound {
-    BOUND_NON_NEGATIVE, /* >= 0 */
-    BOUND_POSITIVE,     /* > 0 */
-};
-
 /* Reads required number obj[name] as fixed point, checking the bound. */
 static enum decode_error get_quantity(const struct sink *s, const json_t *obj, const char *prefix,
-                                      const char *name, enum bound bound, fixed_t *out)
+                                      const char *name, enum decode_bound bound, fixed_t *out)
 {
     char path[96];
     const json_t *v = json_object_get(obj, name);
@@ -127,11 +224,10 @@ static enum decode_error get_quantity(const struct sink *s, const json_t *obj, c
                     field_path(prefix, name, path, sizeof(path)));
     if (json_is_integer(v)) {
         json_int_t i = json_integer_value(v);
-        if (i > FIXED_MAX_INPUT || i < -FIXED_MAX_INPUT)
+        if (!decode_quantity_from_integer(i, out))
             return fail(s, DECODE_OUT_OF_RANGE, "%s %lld exceeds %lld in magnitude",
                         field_path(prefix, name, path, sizeof(path)), (long long)i,
                         (long long)FIXED_MAX_INPUT);
-        *out = (fixed_t)i * FIXED_SCALE;
     } else if (json_is_real(v)) {
         if (!fixed_from_double(json_real_value(v), out))
             return fail(s, DECODE_OUT_OF_RANGE, "%s %.17g exceeds %lld in magnitude",
@@ -141,16 +237,13 @@ static enum decode_error get_quantity(const struct sink *s, const json_t *obj, c
         return fail(s, DECODE_WRONG_TYPE, "\"%s\" must be a number, got %s",
                     field_path(prefix, name, path, sizeof(path)), json_type_name(v));
     }
+    if (decode_quantity_within(*out, bound))
+        return DECODE_OK;
     char text[FIXED_TEXT_SIZE];
-    if (bound == BOUND_NON_NEGATIVE && *out < 0)
-        return fail(s, DECODE_OUT_OF_RANGE, "%s %s is negative",
-                    field_path(prefix, name, path, sizeof(path)),
-                    fixed_short(*out, text, sizeof(text)));
-    if (bound == BOUND_POSITIVE && *out <= 0)
-        return fail(s, DECODE_OUT_OF_RANGE, "%s %s must be positive",
-                    field_path(prefix, name, path, sizeof(path)),
-                    fixed_short(*out, text, sizeof(text)));
-    return DECODE_OK;
+    return fail(s, DECODE_OUT_OF_RANGE,
+                bound == DECODE_BOUND_POSITIVE ? "%s %s must be positive" : "%s %s is negative",
+                field_path(prefix, name, path, sizeof(path)),
+                fixed_short(*out, text, sizeof(text)));
 }
 
 /* Reads optional positive int32 id obj[name], or dflt when absent. */
@@ -166,7 +259,7 @@ static enum decode_error get_id(const struct sink *s, const json_t *obj, const c
         return fail(s, DECODE_WRONG_TYPE, "\"%s\" must be an integer, got %s", name,
                     json_type_name(v));
     json_int_t i = json_integer_value(v);
-    if (i <= 0 || i > INT32_MAX)
+    if (!decode_id_in_range(i))
         return fail(s, DECODE_OUT_OF_RANGE, "%s %lld out of range 1..%d", name, (long long)i,
                     INT32_MAX);
     *out = (int32_t)i;
@@ -188,35 +281,16 @@ static enum decode_error get_timestamp(const struct sink *s, const struct decode
         return fail(s, DECODE_BAD_TIMESTAMP, "\"time_stamp\" contains a NUL character");
     if (!clock_parse_timestamp(cfg->zone, text, ts, why, sizeof(why)))
         return fail(s, DECODE_BAD_TIMESTAMP, "\"%.40s\": %s", text, why);
-    if (*ts < 0)
+    switch (decode_timestamp_rule(cfg, *ts)) {
+    case DECODE_OK:
+        return DECODE_OK;
+    case DECODE_BAD_TIMESTAMP:
         return fail(s, DECODE_BAD_TIMESTAMP, "\"%.40s\" is before 1970-01-01 00:00:00 UTC", text);
-    /* Years have four digits, so *ts and now + max_future_seconds stay far from overflow. */
-    if (cfg->max_future_seconds > 0 && *ts - cfg->now > cfg->max_future_seconds)
+    default:
         return fail(s, DECODE_FUTURE_TIMESTAMP,
                     "\"%.40s\" is %lld s ahead of the clock (max_future_seconds = %lld)", text,
                     (long long)(*ts - cfg->now), (long long)cfg->max_future_seconds);
-    return DECODE_OK;
-}
-
-/* Parses the N of "battery_N": a positive int32 in plain decimal (no sign, no leading zero). */
-static bool parse_battery_id(const char *key, int32_t *id)
-{
-    static const char prefix[] = "battery_";
-    if (strncmp(key, prefix, sizeof(prefix) - 1) != 0)
-        return false;
-    const char *p = key + sizeof(prefix) - 1;
-    if (*p < '1' || *p > '9')
-        return false;
-    int64_t n = 0;
-    for (; *p != '\0'; p++) {
-        if (*p < '0' || *p > '9')
-            return false;
-        n = n * 10 + (*p - '0');
-        if (n > INT32_MAX)
-            return false;
     }
-    *id = (int32_t)n;
-    return true;
 }
 
 static enum decode_error get_is_charging(const struct sink *s, const json_t *obj,
@@ -235,24 +309,15 @@ static enum decode_error get_is_charging(const struct sink *s, const json_t *obj
         return fail(s, DECODE_WRONG_TYPE, "\"%s\" must be 0, 1, true or false, got %s",
                     field_path(prefix, "is_charging", path, sizeof(path)), json_type_name(v));
     json_int_t i = json_integer_value(v);
-    if (i != 0 && i != 1)
+    if (!decode_is_charging_from_integer(i, out))
         return fail(s, DECODE_OUT_OF_RANGE, "%s %lld must be 0 or 1",
                     field_path(prefix, "is_charging", path, sizeof(path)), (long long)i);
-    *out = (uint8_t)i;
     return DECODE_OK;
 }
 
 static enum decode_error get_status(const struct sink *s, const json_t *obj, const char *prefix,
                                     uint8_t *out)
 {
-    static const struct {
-        const char *word;
-        enum battery_status status;
-    } words[] = {
-        {"ideal", BATTERY_IDLE},
-        {"charging", BATTERY_CHARGING},
-        {"discharging", BATTERY_DISCHARGING},
-    };
     char path[96];
     const json_t *v = json_object_get(obj, "status");
     if (v == NULL)
@@ -262,12 +327,8 @@ static enum decode_error get_status(const struct sink *s, const json_t *obj, con
         return fail(s, DECODE_WRONG_TYPE, "\"%s\" must be a string, got %s",
                     field_path(prefix, "status", path, sizeof(path)), json_type_name(v));
     const char *text = json_string_value(v);
-    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
-        if (strlen(words[i].word) == json_string_length(v) && strcmp(text, words[i].word) == 0) {
-            *out = (uint8_t)words[i].status;
-            return DECODE_OK;
-        }
-    }
+    if (decode_status_from_word(text, json_string_length(v), out))
+        return DECODE_OK;
     return fail(s, DECODE_UNKNOWN_STATUS,
                 "%s \"%.40s\" is not one of \"ideal\", \"charging\", \"discharging\"",
                 field_path(prefix, "status", path, sizeof(path)), text);
@@ -281,14 +342,13 @@ static enum decode_error decode_battery(const struct sink *s, const char *key, c
     if (!json_is_object(v))
         return fail(s, DECODE_WRONG_TYPE, "\"%s\" must be an object, got %s", key,
                     json_type_name(v));
-    if ((e = get_quantity(s, v, key, "capacity_kwh", BOUND_POSITIVE, &r->capacity_kwh)) ||
-        (e = get_quantity(s, v, key, "max_charge_speed_w", BOUND_NON_NEGATIVE,
+    if ((e = get_quantity(s, v, key, "capacity_kwh", DECODE_BOUND_POSITIVE, &r->capacity_kwh)) ||
+        (e = get_quantity(s, v, key, "max_charge_speed_w", DECODE_BOUND_NON_NEGATIVE,
                           &r->max_charge_speed_w)) ||
-        (e = get_quantity(s, v, key, "current_energy_wh", BOUND_NON_NEGATIVE, &r->energy_wh)))
+        (e = get_quantity(s, v, key, "current_energy_wh", DECODE_BOUND_NON_NEGATIVE,
+                          &r->energy_wh)))
         return e;
-    /* energy_wh (Wh) <= capacity_kwh (kWh) * 1000, both in millionths; a capacity that large
-     * cannot be exceeded by any accepted energy. */
-    if (r->capacity_kwh <= INT64_MAX / 1000 && r->energy_wh > r->capacity_kwh * 1000) {
+    if (!decode_energy_within_capacity(r->energy_wh, r->capacity_kwh)) {
         char energy[FIXED_TEXT_SIZE], capacity[FIXED_TEXT_SIZE];
         return fail(s, DECODE_OUT_OF_RANGE, "%s.current_energy_wh %s exceeds capacity %s kWh", key,
                     fixed_short(r->energy_wh, energy, sizeof(energy)),
@@ -296,7 +356,7 @@ static enum decode_error decode_battery(const struct sink *s, const char *key, c
     }
     if ((e = get_is_charging(s, v, key, &r->is_charging)) ||
         (e = get_status(s, v, key, &r->status)) ||
-        (e = get_quantity(s, v, key, "max_output_w", BOUND_NON_NEGATIVE, &r->max_output_w)))
+        (e = get_quantity(s, v, key, "max_output_w", DECODE_BOUND_NON_NEGATIVE, &r->max_output_w)))
         return e;
     return DECODE_OK;
 }
@@ -324,19 +384,13 @@ static enum decode_error decode_batteries(const struct sink *s, const json_t *ro
     json_object_foreach((json_t *)batteries, key, value)
     {
         struct reading r = *base;
-        if (!parse_battery_id(key, &r.device_id))
+        if (!decode_battery_id(key, strlen(key), &r.device_id))
             return fail(s, DECODE_BAD_BATTERY_ID,
                         "key \"%.40s\" is not battery_<N> with N a positive integer", key);
         enum decode_error e = decode_battery(s, key, value, &r);
         if (e != DECODE_OK)
             return e;
-        /* Insertion sort by battery id: output order is independent of key order. */
-        size_t i = n++;
-        while (i > 0 && out[i - 1].device_id > r.device_id) {
-            out[i] = out[i - 1];
-            i--;
-        }
-        out[i] = r;
+        decode_insert_by_device(out, &n, &r);
     }
     *n_out = n;
     return DECODE_OK;
@@ -347,9 +401,9 @@ static enum decode_error decode_flow(const struct sink *s, const json_t *root,
 {
     struct reading r = *base;
     enum decode_error e;
-    if ((e = get_quantity(s, root, NULL, "current_consumption_w", BOUND_NON_NEGATIVE,
+    if ((e = get_quantity(s, root, NULL, "current_consumption_w", DECODE_BOUND_NON_NEGATIVE,
                           &r.energy_wh)) ||
-        (e = get_quantity(s, root, NULL, "consumption_accumulated_w", BOUND_NON_NEGATIVE,
+        (e = get_quantity(s, root, NULL, "consumption_accumulated_w", DECODE_BOUND_NON_NEGATIVE,
                           &r.accumulated_wh)))
         return e;
     out[0] = r;
@@ -384,7 +438,7 @@ static bool is_blank(const char *payload, size_t len)
     return true;
 }
 
-enum decode_error decode_message(const struct decode_config *cfg, enum reading_kind kind,
+enum decode_error decode_jansson(const struct decode_config *cfg, enum reading_kind kind,
                                  const char *payload, size_t len, struct reading *out,
                                  size_t *n_out, char *reason, size_t reason_size)
 {
@@ -432,6 +486,18 @@ out:
     if (e == DECODE_OK)
         *n_out = n;
     return e;
+}
+
+enum decode_error decode_message(const struct decode_config *cfg, enum reading_kind kind,
+                                 const char *payload, size_t len, struct reading *out,
+                                 size_t *n_out, char *reason, size_t reason_size)
+{
+    /* The fast path decodes the well-formed messages of the three schemas; everything it is not
+     * sure of, every rejection included, is decided by jansson. */
+    bool known_kind = kind == READING_HOME || kind == READING_SOLAR || kind == READING_BATTERY;
+    if (known_kind && payload != NULL && decode_fast(cfg, kind, payload, len, out, n_out))
+        return DECODE_OK;
+    return decode_jansson(cfg, kind, payload, len, out, n_out, reason, reason_size);
 }
 
 enum decode_error decode_check_size(size_t len, size_t max_bytes, char *reason, size_t reason_size)
