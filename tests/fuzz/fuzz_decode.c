@@ -1,14 +1,18 @@
-/* libFuzzer target for decode_message (src/decode.c), built with clang under ASan+UBSan
- * (tests/CMakeLists.txt) and run by tests/fuzz/run.sh. The first input byte picks the topic kind
- * (its value modulo 3: home, solar, battery), the zone (bit 2: Europe/Berlin, else UTC) and a
- * short reason buffer (bit 3); the rest is the payload. Besides the sanitizers' findings, a
- * broken contract of decode_message aborts: readings on error, none or too many on success, a
- * reason that is not printable ASCII or does not start with the error's name. */
+/* libFuzzer target for decode_message (src/decode.c, src/decode_fast.c), built with clang under
+ * ASan+UBSan (tests/CMakeLists.txt) and run by tests/fuzz/run.sh. The first input byte picks the
+ * topic kind (its value modulo 3: home, solar, battery), the zone (bit 2: Europe/Berlin, else
+ * UTC) and a short reason buffer (bit 3); the rest is the payload. Besides the sanitizers'
+ * findings, a broken contract of decode_message aborts: readings on error, none or too many on
+ * success, a reason that is not printable ASCII or does not start with the error's name.
+ * Differential: the fast path and the jansson path decode every input too; fast OK must mean
+ * jansson OK with memcmp-equal readings, and decode_message must return exactly what the jansson
+ * path returns (error, readings, reason). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "decode_internal.h"
 #include "solarx/clock.h"
 #include "solarx/decode.h"
 
@@ -74,7 +78,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char reason[DECODE_REASON_SIZE];
     memset(reason, 'X', sizeof(reason));
     enum decode_error e = decode_message(&cfg, kind, payload, len, out, &n, reason, reason_size);
+
+    struct reading fast_out[DECODE_MAX_READINGS], jansson_out[DECODE_MAX_READINGS];
+    memset(fast_out, 0xA5, sizeof(fast_out));
+    size_t fast_n = 0, jansson_n = 12345;
+    bool fast = decode_fast(&cfg, kind, payload, len, fast_out, &fast_n);
+    char jansson_reason[DECODE_REASON_SIZE];
+    memset(jansson_reason, 'X', sizeof(jansson_reason));
+    enum decode_error jansson_e = decode_jansson(&cfg, kind, payload, len, jansson_out, &jansson_n,
+                                                 jansson_reason, reason_size);
     free(payload);
+
+    check(n <= DECODE_MAX_READINGS && jansson_n <= DECODE_MAX_READINGS, "too many readings", "");
+    if (fast) {
+        check(fast_n >= 1 && fast_n <= DECODE_MAX_READINGS, "the fast path's count", "");
+        check(jansson_e == DECODE_OK, "the fast path accepts what jansson rejects", jansson_reason);
+        check(fast_n == jansson_n, "the fast path and jansson disagree on the count", "");
+        check(memcmp(fast_out, jansson_out, fast_n * sizeof(struct reading)) == 0,
+              "the fast path's readings differ from jansson's", "");
+    }
+    check(e == jansson_e, "decode_message's result differs from the jansson path's", reason);
+    check(n == jansson_n, "decode_message's count differs from the jansson path's", reason);
+    check(memcmp(out, jansson_out, n * sizeof(struct reading)) == 0,
+          "decode_message's readings differ from the jansson path's", "");
+    check(e == DECODE_OK || strncmp(reason, jansson_reason, reason_size) == 0,
+          "decode_message's reason differs from the jansson path's", reason);
 
     if (e == DECODE_OK) {
         check(n >= 1 && n <= DECODE_MAX_READINGS, "success with no or too many readings", "");

@@ -4,7 +4,8 @@
 # The seed corpus is every line of tests/data/*.jsonl and tests/data/fixture/*.jsonl, one file
 # each, behind the byte that picks its topic kind (0 home, 1 solar, 2 battery). New inputs go to
 # BUILD_DIR/fuzz-corpus, a crashing input to BUILD_DIR/fuzz-artifacts/. Exit 0 when the run ends
-# without a crash or a sanitizer report, non-zero otherwise.
+# without a crash or a sanitizer report, non-zero otherwise. tests/fuzz/decode.dict gives the fuzzer
+# the schemas' keys and the tokens where the fast path and jansson could part (decode_fast.c).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -39,5 +40,6 @@ echo "fuzz: $n seeds, ${DURATION}s"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 "$BUILD/tests/fuzz_decode" -max_total_time="$DURATION" -max_len=4096 -timeout=10 \
+    -dict="$REPO/tests/fuzz/decode.dict" \
     -rss_limit_mb=1024 -print_final_stats=1 -artifact_prefix="$BUILD/fuzz-artifacts/" \
     "$BUILD/fuzz-corpus" "$seeds"
