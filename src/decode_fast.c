@@ -151,6 +151,8 @@ static bool scan_scalar(struct scan *sc, struct token *out)
     skip_space(sc);
     if (sc->p >= sc->end)
         return false;
+    out->text.text = sc->p;
+    out->text.len = 0;
     switch (*sc->p) {
     case '"':
         out->type = TOKEN_STRING;
@@ -284,9 +286,9 @@ static bool exact_real(const struct token *t, double *out)
     static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                    1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                    1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-    const char *q = t->text.text, *end = q + t->text.len;
-    if (t->type != TOKEN_REAL || *q == '-')
+    if (t->type != TOKEN_REAL || t->text.text[0] == '-')
         return false;
+    const char *q = t->text.text, *end = q + t->text.len;
     while (end[-1] == '0')
         end--;
     if (end[-1] == '.')

@@ -407,6 +407,12 @@ Test(decode_fast, unusual_or_invalid_inputs_defer_and_keep_jansson_results)
         {READING_HOME,
          "{" TS ", \"current_consumption_w\": true, \"consumption_accumulated_w\": 2}"},
         {READING_HOME, "{" TS ", \"current_consumption_w\": 1}"},
+        /* A literal where a number is wanted (found by fuzz_decode: a token without text). */
+        {READING_HOME,
+         "{" TS ", \"current_consumption_w\": 1, \"consumption_accumulated_w\": null}"},
+        {READING_BATTERY, "{" TS ", \"batteries\": {\"battery_1\": {\"capacity_kwh\": false, "
+                          "\"max_charge_speed_w\": 1, \"current_energy_wh\": 1, \"is_charging\": "
+                          "0, \"status\": \"ideal\", \"max_output_w\": 3}}}"},
         {READING_HOME, "{" FLOWS "}"},
         {READING_HOME, "{\"time_stamp\": \"2025-02-30 02:08:59\", " FLOWS "}"},
         {READING_HOME, "{\"time_stamp\": \"1969-12-31 23:59:59\", " FLOWS "}"},
