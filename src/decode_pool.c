@@ -235,7 +235,8 @@ struct decode_pool *decode_pool_new(const struct decode_pool_settings *settings,
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->work, NULL);
     pthread_cond_init(&p->done, NULL);
-    p->max_submitted = (size_t)settings->threads + 1;
+    p->max_submitted =
+        settings->chunks_in_flight ? settings->chunks_in_flight : (size_t)settings->threads + 1;
     p->chunk_total = p->max_submitted + 1;
     p->chunks = calloc(p->chunk_total, sizeof(*p->chunks));
     p->free = calloc(p->chunk_total, sizeof(*p->free));

@@ -820,6 +820,7 @@ static bool start_decoder(struct service *s, char *errstr, size_t errstr_size)
         .threads = 1,
         .chunk_messages = DECODE_POOL_CHUNK_MESSAGES,
         .chunk_bytes = DECODE_POOL_CHUNK_BYTES,
+        .chunks_in_flight = DECODE_POOL_CHUNKS_IN_FLIGHT,
         .max_message_bytes = (size_t)s->cfg->max_message_bytes,
         .decode = s->decode,
     };

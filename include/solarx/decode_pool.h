@@ -1,8 +1,8 @@
 /* Decoding off the loop thread: the loop stages Kafka messages into chunks (copies), worker threads
  * decode whole chunks (decode_check_size + decode_message), and the loop takes the decoded chunks
- * back strictly in submission order. Bounded: at most threads + 1 chunks submitted, plus the one
- * being staged. The loop owns staging, submission and taking; workers touch only the chunks they
- * were given. */
+ * back strictly in submission order. Bounded: at most chunks_in_flight chunks submitted, plus the
+ * one being staged. The loop owns staging, submission and taking; workers touch only the chunks
+ * they were given. */
 #ifndef SOLARX_DECODE_POOL_H
 #define SOLARX_DECODE_POOL_H
 
@@ -19,14 +19,18 @@ struct decode_pool_settings {
     int threads;              /* worker threads, >= 1 */
     size_t chunk_messages;    /* a chunk is full at this many messages (>= 1) */
     size_t chunk_bytes;       /* ... or at this many bytes of keys and payloads (>= 1) */
+    size_t chunks_in_flight;  /* most chunks submitted and not yet taken back; 0: threads + 1 */
     size_t max_message_bytes; /* larger payloads are too_large, not decoded (decode_check_size) */
     struct decode_config decode; /* copied; its zone is borrowed and must outlive the pool; its
                                   * now is replaced by each message's own */
 };
 
-/* What the service uses: 512 messages or 1 MiB a chunk, one worker. */
+/* What the service uses: 512 messages or 1 MiB a chunk, one worker, 8 chunks in flight (2 made
+ * the worker wait for the loop, and the loop for the worker, on a busy machine: bench/README.md).
+ */
 #define DECODE_POOL_CHUNK_MESSAGES 512
 #define DECODE_POOL_CHUNK_BYTES (1u << 20)
+#define DECODE_POOL_CHUNKS_IN_FLIGHT 8
 
 /* One staged message, as the loop got it from librdkafka (copied by decode_pool_stage). */
 struct decode_pool_message {
@@ -82,7 +86,7 @@ bool decode_pool_staged_full(const struct decode_pool *p);
 size_t decode_pool_staged(const struct decode_pool *p);
 
 /* Hands the staging chunk to the workers. Returns true when it was submitted or was empty; false
- * when threads + 1 chunks are submitted and not yet released (it stays staged). */
+ * when chunks_in_flight chunks are submitted and not yet released (it stays staged). */
 bool decode_pool_submit(struct decode_pool *p);
 /* The bound is reached: the staging chunk is full and cannot be submitted. Stop consuming. */
 bool decode_pool_is_full(const struct decode_pool *p);

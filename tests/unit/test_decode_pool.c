@@ -204,32 +204,39 @@ Test(decode_pool, the_descriptor_turns_readable_when_a_chunk_is_decoded)
     decode_pool_destroy(p);
 }
 
-Test(decode_pool, the_bound_holds_at_threads_plus_one_submitted_chunks)
+/* chunks_in_flight 0 means threads + 1. */
+Test(decode_pool, the_bound_holds_at_chunks_in_flight_submitted_chunks)
 {
     char err[256];
-    for (int threads = 1; threads <= 3; threads++) {
-        struct decode_pool_settings st = settings_with(threads, 2);
+    static const struct {
+        int threads;
+        size_t in_flight, bound;
+    } cases[] = {{1, 0, 2}, {2, 0, 3}, {3, 0, 4}, {1, 8, 8}, {2, 1, 1}};
+    for (size_t n = 0; n < sizeof(cases) / sizeof(cases[0]); n++) {
+        struct decode_pool_settings st = settings_with(cases[n].threads, 2);
+        st.chunks_in_flight = cases[n].in_flight;
+        const size_t bound = cases[n].bound;
         struct decode_pool *p = decode_pool_new(&st, err, sizeof(err));
         cr_assert_not_null(p, "%s", err);
         size_t i = 0;
-        /* Nothing is taken: submissions stop at threads + 1 chunks. */
-        for (int k = 0; k <= threads; k++) {
+        /* Nothing is taken: submissions stop at the bound. */
+        for (size_t k = 0; k < bound; k++) {
             cr_assert(!decode_pool_is_full(p));
             for (int j = 0; j < 2; j++) {
                 struct decode_pool_message m = message_at(i++);
                 cr_assert(decode_pool_stage(p, &m));
             }
             cr_assert(decode_pool_staged_full(p));
-            cr_assert(decode_pool_submit(p), "chunk %d of %d refused", k + 1, threads + 1);
+            cr_assert(decode_pool_submit(p), "chunk %zu of %zu refused", k + 1, bound);
         }
-        cr_assert_eq(decode_pool_submitted(p), (size_t)threads + 1);
+        cr_assert_eq(decode_pool_submitted(p), bound);
         for (int j = 0; j < 2; j++) {
             struct decode_pool_message m = message_at(i++);
             cr_assert(decode_pool_stage(p, &m));
         }
         struct decode_pool_message extra = message_at(i);
         cr_assert(!decode_pool_stage(p, &extra), "a full staging chunk took more");
-        cr_assert(!decode_pool_submit(p), "more than threads + 1 chunks submitted");
+        cr_assert(!decode_pool_submit(p), "more than %zu chunks submitted", bound);
         cr_assert(decode_pool_is_full(p));
         cr_assert_eq(decode_pool_staged(p), 2);
         /* One taken and released: room for one. */
