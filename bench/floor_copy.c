@@ -7,20 +7,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <libpq-fe.h>
 
 #include "bench_common.h"
 #include "solarx/clock.h"
+#include "solarx/copybinary.h"
+#include "solarx/copytext.h"
 #include "solarx/decode.h"
 #include "solarx/fixed.h"
 
 static const char usage_text[] =
     "usage: floor_copy --brokers LIST --group G --conninfo C --messages N\n"
     "                  --topic-home T --topic-solar T --topic-battery T\n"
-    "                  [--batch-readings R] [--timeout S]\n"
+    "                  [--batch-readings R] [--timeout S] [--format printf|text|binary]\n"
     "Consumes N messages from the beginning, COPYs their readings into solarx_raw.* of C\n"
     "(migrated) in transactions of up to R readings (default 50000) or 1 s, then prints\n"
-    "\"messages=N readings=R dead_letters=D batches=B seconds=S\" and exits 0.\n";
+    "\"messages=N readings=R dead_letters=D batches=B seconds=S cpu_s=C pg_backend_cpu_s=P\" and\n"
+    "exits 0: C its own CPU (user + system), P its PostgreSQL backend's (from /proc, when the\n"
+    "server runs on this machine; -1 otherwise).\n"
+    "--format: printf (default) COPY text, a line at a time formatted with snprintf; text: COPY\n"
+    "text built by copytext.c, binary: COPY (FORMAT binary) built by copybinary.c, both sent in\n"
+    "256 KB chunks as the service's flusher sends them.\n";
 
 struct options {
     const char *brokers;
@@ -30,6 +40,7 @@ struct options {
     size_t batch_readings;
     double timeout_s;
     const char *topics[READING_KIND_COUNT];
+    enum copy_format { FORMAT_PRINTF, FORMAT_TEXT, FORMAT_BINARY } format;
 };
 
 /* One decoded reading with where it came from. */
@@ -100,6 +111,105 @@ static const struct raw_table raw_tables[READING_KIND_COUNT] = {
                          format_battery},
 };
 
+/* The service's encoders, as its flusher uses them (flush.c add_copy_row). */
+#define COPY_CHUNK (256 * 1024)
+
+static void encode_text(struct copytext *c, const struct sourced_reading *s)
+{
+    const struct reading *r = &s->r;
+    if (r->kind == READING_HOME) {
+        copytext_add_int(c, r->home_id);
+        copytext_add_timestamp(c, r->ts);
+        copytext_add_fixed(c, r->energy_wh);
+        copytext_add_fixed(c, r->accumulated_wh);
+    } else if (r->kind == READING_SOLAR) {
+        copytext_add_int(c, r->device_id);
+        copytext_add_timestamp(c, r->ts);
+        copytext_add_int(c, r->home_id);
+        copytext_add_fixed(c, r->energy_wh);
+        copytext_add_fixed(c, r->accumulated_wh);
+    } else {
+        const char *status = reading_status_name((enum battery_status)r->status);
+        copytext_add_int(c, r->home_id);
+        copytext_add_int(c, r->device_id);
+        copytext_add_timestamp(c, r->ts);
+        copytext_add_text_int(c, "battery_", r->device_id);
+        copytext_add_fixed(c, r->capacity_kwh);
+        copytext_add_fixed(c, r->max_charge_speed_w);
+        copytext_add_fixed(c, r->energy_wh);
+        copytext_add_bool(c, r->is_charging);
+        copytext_add_text(c, status, strlen(status));
+        copytext_add_fixed(c, r->max_output_w);
+    }
+    copytext_add_int(c, s->partition);
+    copytext_add_int(c, s->offset);
+    copytext_end_row(c);
+}
+
+static void encode_binary(struct copybinary *c, const struct sourced_reading *s)
+{
+    const struct reading *r = &s->r;
+    if (r->kind == READING_HOME) {
+        copybinary_start_row(c, 6);
+        copybinary_add_int4(c, r->home_id);
+        copybinary_add_timestamp(c, r->ts);
+        copybinary_add_fixed(c, r->energy_wh);
+        copybinary_add_fixed(c, r->accumulated_wh);
+    } else if (r->kind == READING_SOLAR) {
+        copybinary_start_row(c, 7);
+        copybinary_add_int4(c, r->device_id);
+        copybinary_add_timestamp(c, r->ts);
+        copybinary_add_int4(c, r->home_id);
+        copybinary_add_fixed(c, r->energy_wh);
+        copybinary_add_fixed(c, r->accumulated_wh);
+    } else {
+        const char *status = reading_status_name((enum battery_status)r->status);
+        copybinary_start_row(c, 12);
+        copybinary_add_int4(c, r->home_id);
+        copybinary_add_int4(c, r->device_id);
+        copybinary_add_timestamp(c, r->ts);
+        copybinary_add_text_int(c, "battery_", r->device_id);
+        copybinary_add_fixed(c, r->capacity_kwh);
+        copybinary_add_fixed(c, r->max_charge_speed_w);
+        copybinary_add_fixed(c, r->energy_wh);
+        copybinary_add_bool(c, r->is_charging);
+        copybinary_add_text(c, status, strlen(status));
+        copybinary_add_fixed(c, r->max_output_w);
+    }
+    copybinary_add_int4(c, s->partition);
+    copybinary_add_int8(c, s->offset);
+}
+
+static struct copytext copy_text;
+static struct copybinary copy_binary;
+
+/* CPU seconds (user + system) of process pid from /proc/<pid>/stat, or -1. */
+static double process_cpu_s(int pid)
+{
+    char path[64], line[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    size_t n = fread(line, 1, sizeof(line) - 1, f);
+    fclose(f);
+    line[n] = '\0';
+    const char *p = strrchr(line, ')'); /* after the command name, which may hold spaces */
+    unsigned long long utime, stime;
+    if (p == NULL ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
+        return -1;
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double own_cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
 static int parse_options(int argc, char **argv, struct options *o)
 {
     *o = (struct options){.batch_readings = 50000, .timeout_s = 1800};
@@ -117,6 +227,12 @@ static int parse_options(int argc, char **argv, struct options *o)
             o->batch_readings = (size_t)atoll(v);
         else if (strcmp(a, "--timeout") == 0)
             o->timeout_s = atof(v);
+        else if (strcmp(a, "--format") == 0 && strcmp(v, "printf") == 0)
+            o->format = FORMAT_PRINTF;
+        else if (strcmp(a, "--format") == 0 && strcmp(v, "text") == 0)
+            o->format = FORMAT_TEXT;
+        else if (strcmp(a, "--format") == 0 && strcmp(v, "binary") == 0)
+            o->format = FORMAT_BINARY;
         else if (strcmp(a, "--topic-home") == 0)
             o->topics[READING_HOME] = v;
         else if (strcmp(a, "--topic-solar") == 0)
@@ -209,11 +325,13 @@ static int exec_ok(PGconn *pg, const char *sql, char *errstr, size_t errstr_size
 /* COPYs the rows of one kind (the batch is sorted by kind) into table target. Returns 0, or -1
  * with errstr set and *unique_violation telling whether a row already existed. */
 static int copy_kind(PGconn *pg, const struct batch *b, int kind, const char *target,
-                     int *unique_violation, char *errstr, size_t errstr_size)
+                     enum copy_format format, int *unique_violation, char *errstr,
+                     size_t errstr_size)
 {
     const struct raw_table *t = &raw_tables[kind];
     char sql[512], line[1024];
-    snprintf(sql, sizeof(sql), "COPY %s (%s) FROM STDIN", target, t->columns);
+    snprintf(sql, sizeof(sql), "COPY %s (%s) FROM STDIN%s", target, t->columns,
+             format == FORMAT_BINARY ? " (FORMAT binary)" : "");
     PGresult *res = PQexec(pg, sql);
     if (PQresultStatus(res) != PGRES_COPY_IN) {
         snprintf(errstr, errstr_size, "%s: %s", sql, PQresultErrorMessage(res));
@@ -221,13 +339,37 @@ static int copy_kind(PGconn *pg, const struct batch *b, int kind, const char *ta
         return -1;
     }
     PQclear(res);
-    for (size_t i = 0; i < b->n; i++) {
+    copytext_reset(&copy_text);
+    copybinary_reset(&copy_binary);
+    if (format == FORMAT_BINARY)
+        copybinary_add_header(&copy_binary);
+    int sent = 1;
+    for (size_t i = 0; i < b->n && sent == 1; i++) {
         if ((int)b->rows[i].r.kind != kind)
             continue;
-        int len = t->format(&b->rows[i], line, sizeof(line));
-        if (PQputCopyData(pg, line, len) != 1)
-            break;
+        if (format == FORMAT_PRINTF) {
+            int len = t->format(&b->rows[i], line, sizeof(line));
+            sent = PQputCopyData(pg, line, len);
+        } else if (format == FORMAT_TEXT) {
+            encode_text(&copy_text, &b->rows[i]);
+            if (copy_text.len >= COPY_CHUNK) {
+                sent = PQputCopyData(pg, copy_text.buf, (int)copy_text.len);
+                copytext_reset(&copy_text);
+            }
+        } else {
+            encode_binary(&copy_binary, &b->rows[i]);
+            if (copy_binary.len >= COPY_CHUNK) {
+                sent = PQputCopyData(pg, (const char *)copy_binary.buf, (int)copy_binary.len);
+                copybinary_reset(&copy_binary);
+            }
+        }
     }
+    if (format == FORMAT_BINARY)
+        copybinary_add_trailer(&copy_binary);
+    if (sent == 1 && copy_text.len > 0)
+        (void)PQputCopyData(pg, copy_text.buf, (int)copy_text.len);
+    if (sent == 1 && copy_binary.len > 0)
+        (void)PQputCopyData(pg, (const char *)copy_binary.buf, (int)copy_binary.len);
     PQputCopyEnd(pg, NULL);
     res = PQgetResult(pg);
     int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
@@ -245,8 +387,8 @@ static int copy_kind(PGconn *pg, const struct batch *b, int kind, const char *ta
 /* Writes the batch in one transaction. fast: COPY straight into the raw tables; otherwise COPY
  * into a temporary table and INSERT ... ON CONFLICT DO NOTHING (the path taken when a reading
  * of this batch was already written by an earlier one). */
-static int write_batch(PGconn *pg, const struct batch *b, int fast, int *unique_violation,
-                       char *errstr, size_t errstr_size)
+static int write_batch(PGconn *pg, const struct batch *b, int fast, enum copy_format format,
+                       int *unique_violation, char *errstr, size_t errstr_size)
 {
     char sql[512], from[CLOCK_TEXT_SIZE], to[CLOCK_TEXT_SIZE];
     *unique_violation = 0;
@@ -269,7 +411,7 @@ static int write_batch(PGconn *pg, const struct batch *b, int fast, int *unique_
             if (exec_ok(pg, sql, errstr, errstr_size))
                 goto fail;
         }
-        if (copy_kind(pg, b, k, target, unique_violation, errstr, errstr_size))
+        if (copy_kind(pg, b, k, target, format, unique_violation, errstr, errstr_size))
             goto fail;
         if (!fast) {
             snprintf(sql, sizeof(sql),
@@ -288,14 +430,16 @@ fail:
     return -1;
 }
 
-static int flush_batch(PGconn *pg, struct batch *b, char *errstr, size_t errstr_size)
+static int flush_batch(PGconn *pg, struct batch *b, enum copy_format format, char *errstr,
+                       size_t errstr_size)
 {
     int unique_violation = 0;
     if (b->n == 0)
         return 0;
     batch_dedupe(b);
-    if (write_batch(pg, b, 1, &unique_violation, errstr, errstr_size) != 0) {
-        if (!unique_violation || write_batch(pg, b, 0, &unique_violation, errstr, errstr_size) != 0)
+    if (write_batch(pg, b, 1, format, &unique_violation, errstr, errstr_size) != 0) {
+        if (!unique_violation ||
+            write_batch(pg, b, 0, format, &unique_violation, errstr, errstr_size) != 0)
             return -1;
     }
     b->n = 0;
@@ -362,7 +506,7 @@ int main(int argc, char **argv)
             rd_kafka_message_destroy(m);
         if (b.n >= o.batch_readings || seen == o.messages ||
             (b.n > 0 && bench_now() - last_flush >= 1.0)) {
-            if (flush_batch(pg, &b, errstr, sizeof(errstr)) != 0) {
+            if (flush_batch(pg, &b, o.format, errstr, sizeof(errstr)) != 0) {
                 fprintf(stderr, "floor_copy: %s", errstr);
                 rc = 1;
                 break;
@@ -372,11 +516,14 @@ int main(int argc, char **argv)
         }
     }
     double seconds = bench_now() - t0;
-    printf("messages=%lld readings=%lld dead_letters=%lld batches=%lld seconds=%.3f\n", seen,
-           n_readings, dead, batches, seconds);
+    printf("messages=%lld readings=%lld dead_letters=%lld batches=%lld seconds=%.3f cpu_s=%.2f "
+           "pg_backend_cpu_s=%.2f\n",
+           seen, n_readings, dead, batches, seconds, own_cpu_s(), process_cpu_s(PQbackendPID(pg)));
     bench_consumer_close(rk);
     PQfinish(pg);
     free(b.rows);
+    copytext_free(&copy_text);
+    copybinary_free(&copy_binary);
     clock_zone_destroy(utc);
     return rc;
 }
