@@ -13,7 +13,7 @@
  * re-pointed facts, dead letters, offsets
  * (never moved backwards, and only under the epochs the partitions were claimed with:
  * solarx_meta.store_offsets raises SXFEN otherwise).
- * Phase C (out of pipeline mode, which does not allow COPY): per kind, the raw rows by COPY
+ * Phase C (no pipeline mode: it does not allow COPY): per kind, the raw rows by binary COPY
  * under a savepoint; when one meets a row already stored (an operator deleted facts and replays
  * while raw rows remain) the savepoint is rolled back and the kind's rows go through INSERT ...
  * ON CONFLICT DO NOTHING instead. Then COMMIT. Any error fails the flush: the flusher forgets the
@@ -34,7 +34,7 @@
 #include <time.h>
 
 #include "solarx/claims.h"
-#include "solarx/copytext.h"
+#include "solarx/copybinary.h"
 #include "solarx/dbpipe.h"
 #include "solarx/dimsync.h"
 #include "solarx/flush_plan.h"
@@ -101,7 +101,7 @@ struct flusher {
     size_t pending_day_count, pending_days_cap;
     char sqlstate[6]; /* of the flush's first error; "" when none came with one */
 
-    struct copytext copy;             /* phase C: the next chunk of the raw rows of raw_kind */
+    struct copybinary copy;           /* phase C: the next chunk of the raw rows of raw_kind */
     struct flush_raw_cursor raw_rows; /* phase C: the rows of raw_kind not yet in a chunk */
     bool copy_streaming;              /* phase C: the COPY takes chunks (until raw_rows is done) */
     int raw_kind;                     /* phase C: the kind being written */
@@ -179,7 +179,7 @@ void flusher_destroy(struct flusher *f)
     free(f->pending_days);
     for (int i = 0; i < SCRATCH_ARRAYS; i++)
         pgarray_free(&f->arrays[i]);
-    copytext_free(&f->copy);
+    copybinary_free(&f->copy);
     free(f->offsets_group);
     free(f);
 }
@@ -679,39 +679,43 @@ static bool send_partitions_and_dates(struct flusher *f)
     return db_send(&f->pipe, STMT_ENSURE_DATES, values, NULL, NULL);
 }
 
-/* One raw row in COPY text form, the columns of STMT_COPY_*_RAW. */
+/* One raw row in COPY binary form (copybinary.h), the columns of STMT_COPY_*_RAW with the types
+ * migrations/0002_raw_readings.sql gives them (integer, timestamptz, numeric, text, boolean,
+ * bigint): PostgreSQL parses no numeric or timestamptz text. */
 static void add_copy_row(void *ctx, int kind, const struct batch_reading *item)
 {
     struct flusher *f = ctx;
-    struct copytext *c = &f->copy;
+    struct copybinary *c = &f->copy;
     const struct reading *r = &item->r;
     if (kind == READING_HOME) {
-        copytext_add_int(c, r->home_id);
-        copytext_add_timestamp(c, r->ts);
-        copytext_add_fixed(c, r->energy_wh);
-        copytext_add_fixed(c, r->accumulated_wh);
+        copybinary_start_row(c, 6);
+        copybinary_add_int4(c, r->home_id);
+        copybinary_add_timestamp(c, r->ts);
+        copybinary_add_fixed(c, r->energy_wh);
+        copybinary_add_fixed(c, r->accumulated_wh);
     } else if (kind == READING_SOLAR) {
-        copytext_add_int(c, r->device_id);
-        copytext_add_timestamp(c, r->ts);
-        copytext_add_int(c, r->home_id);
-        copytext_add_fixed(c, r->energy_wh);
-        copytext_add_fixed(c, r->accumulated_wh);
+        copybinary_start_row(c, 7);
+        copybinary_add_int4(c, r->device_id);
+        copybinary_add_timestamp(c, r->ts);
+        copybinary_add_int4(c, r->home_id);
+        copybinary_add_fixed(c, r->energy_wh);
+        copybinary_add_fixed(c, r->accumulated_wh);
     } else {
         const char *status = reading_status_name(r->status);
-        copytext_add_int(c, r->home_id);
-        copytext_add_int(c, r->device_id);
-        copytext_add_timestamp(c, r->ts);
-        copytext_add_text_int(c, "battery_", r->device_id);
-        copytext_add_fixed(c, r->capacity_kwh);
-        copytext_add_fixed(c, r->max_charge_speed_w);
-        copytext_add_fixed(c, r->energy_wh);
-        copytext_add_bool(c, r->is_charging);
-        copytext_add_text(c, status, strlen(status));
-        copytext_add_fixed(c, r->max_output_w);
+        copybinary_start_row(c, 12);
+        copybinary_add_int4(c, r->home_id);
+        copybinary_add_int4(c, r->device_id);
+        copybinary_add_timestamp(c, r->ts);
+        copybinary_add_text_int(c, "battery_", r->device_id);
+        copybinary_add_fixed(c, r->capacity_kwh);
+        copybinary_add_fixed(c, r->max_charge_speed_w);
+        copybinary_add_fixed(c, r->energy_wh);
+        copybinary_add_bool(c, r->is_charging);
+        copybinary_add_text(c, status, strlen(status));
+        copybinary_add_fixed(c, r->max_output_w);
     }
-    copytext_add_int(c, item->partition);
-    copytext_add_int(c, item->offset);
-    copytext_end_row(c);
+    copybinary_add_int4(c, item->partition);
+    copybinary_add_int8(c, item->offset);
 }
 
 /* One raw row as elements of STMT_INSERT_*_RAW's array parameters (f->arrays). */
@@ -991,24 +995,27 @@ static const char *raw_step_name(struct flusher *f)
     return f->raw_what;
 }
 
-/* The next chunk of raw rows into f->copy (emptied first): rows until it holds COPY_CHUNK
- * bytes or the kind has no more. */
+/* The next raw rows into f->copy (after what it holds): rows until it holds COPY_CHUNK bytes or
+ * the kind has no more, then the COPY's trailer. */
 static void fill_copy_chunk(struct flusher *f)
 {
-    copytext_reset(&f->copy);
     while (f->copy.len < COPY_CHUNK && !f->raw_rows.done)
         (void)flush_plan_raw_rows(&f->plan, f->retention.raw_horizon, &f->raw_rows, 512,
                                   add_copy_row, f);
+    if (f->raw_rows.done)
+        copybinary_add_trailer(&f->copy);
     f->stats.raw_expired += f->raw_rows.expired;
     f->raw_rows.expired = 0;
 }
 
-/* The next kind with raw rows, under a savepoint (its first chunk ready); COMMIT after the
- * last. */
+/* The next kind with raw rows, under a savepoint (its first chunk ready, the COPY's header
+ * first); COMMIT after the last. */
 static bool raw_next_kind(struct flusher *f)
 {
     while (++f->raw_kind < READING_KIND_COUNT) {
         flush_raw_cursor_start(&f->raw_rows, f->raw_kind);
+        copybinary_reset(&f->copy);
+        copybinary_add_header(&f->copy);
         fill_copy_chunk(f);
         if (f->copy.rows > 0)
             return raw_send(f, RAW_SAVEPOINT, STMT_SAVEPOINT_RAW, NULL);
@@ -1049,7 +1056,7 @@ static bool stream_copy_rows(struct flusher *f)
 {
     while (!f->want_write) {
         if (f->copy.len > 0) {
-            int rc = f->wire->put_copy_data(f->conn, f->copy.buf, (int)f->copy.len);
+            int rc = f->wire->put_copy_data(f->conn, (const char *)f->copy.buf, (int)f->copy.len);
             if (rc == 0) { /* libpq's buffer cannot grow now: when the socket is writable */
                 f->want_write = true;
                 return true;
@@ -1058,7 +1065,7 @@ static bool stream_copy_rows(struct flusher *f)
                 set_error(f, "raw copy", f->wire->error_message(f->conn));
                 return false;
             }
-            copytext_reset(&f->copy); /* libpq has it */
+            copybinary_reset(&f->copy); /* libpq has it */
         }
         if (f->raw_rows.done) {
             int rc = f->wire->put_copy_end(f->conn, NULL);

@@ -293,14 +293,14 @@ static const struct stmt_def statements[STMT_COUNT] = {
             .name = "copy_home_raw",
             .sql = "COPY solarx_raw.home_power_readings"
                    " (home_id, ts, consumption_wh, accumulated_wh, src_partition, src_offset)"
-                   " FROM STDIN",
+                   " FROM STDIN (FORMAT binary)",
         },
     [STMT_COPY_SOLAR_RAW] =
         {
             .name = "copy_solar_raw",
             .sql = "COPY solarx_raw.solar_panel_readings"
                    " (panel_id, ts, home_id, generation_wh, accumulated_wh, src_partition,"
-                   "  src_offset) FROM STDIN",
+                   "  src_offset) FROM STDIN (FORMAT binary)",
         },
     [STMT_COPY_BATTERY_RAW] =
         {
@@ -308,7 +308,7 @@ static const struct stmt_def statements[STMT_COUNT] = {
             .sql = "COPY solarx_raw.battery_readings"
                    " (home_id, battery_id, ts, battery_name, capacity_kwh, max_charge_speed_w,"
                    "  current_energy_wh, is_charging, status, max_output_w, src_partition,"
-                   "  src_offset) FROM STDIN",
+                   "  src_offset) FROM STDIN (FORMAT binary)",
         },
     [STMT_INSERT_HOME_RAW] =
         {

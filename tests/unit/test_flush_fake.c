@@ -27,7 +27,8 @@ struct sent {
     enum stmt_id stmt;
     int nparams;
     char *values[STMT_MAX_PARAMS];
-    char *copy_data; /* a COPY's rows */
+    char *copy_data; /* a COPY's rows (binary: copy_len bytes) */
+    size_t copy_len;
 };
 
 /* Answers a statement: a result (PQmakeEmptyPGresult...) or NULL for an empty success. */
@@ -169,10 +170,9 @@ static int fake_put_copy_data(PGconn *conn, const char *buf, int len)
     if ((size_t)len > fake_of(conn)->largest_put)
         fake_of(conn)->largest_put = (size_t)len;
     struct sent *q = fake_of(conn)->copying;
-    size_t have = q->copy_data ? strlen(q->copy_data) : 0;
-    q->copy_data = realloc(q->copy_data, have + (size_t)len + 1);
-    memcpy(q->copy_data + have, buf, (size_t)len);
-    q->copy_data[have + (size_t)len] = '\0';
+    q->copy_data = realloc(q->copy_data, q->copy_len + (size_t)len);
+    memcpy(q->copy_data + q->copy_len, buf, (size_t)len);
+    q->copy_len += (size_t)len;
     return 1;
 }
 
@@ -349,6 +349,53 @@ static const struct sent *find_sent(enum stmt_id stmt, int nth)
     return NULL;
 }
 
+/* ---- reading a binary COPY back (the format of copybinary.h) ------------------------------- */
+
+#define PG_EPOCH_UNIX 946684800LL
+
+static uint64_t be_at(const unsigned char *p, int bytes)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* Checks the whole stream of a COPY ... (FORMAT binary): the header, rows of `columns` fields,
+ * the trailer as its last two bytes. Returns how many rows; the field `column` of row `row` (an
+ * integer, bigint or timestamptz) into *value when row is one of them. */
+static size_t copy_binary_rows(const struct sent *q, int columns, size_t row, int column,
+                               int64_t *value)
+{
+    static const unsigned char header[19] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xff, '\r', '\n'};
+    const unsigned char *p = (const unsigned char *)q->copy_data, *end = p + q->copy_len;
+    cr_assert_geq(q->copy_len, sizeof(header) + 2, "a COPY of %zu bytes", q->copy_len);
+    cr_assert(memcmp(p, header, sizeof(header)) == 0, "the stream starts with the header");
+    p += sizeof(header);
+    size_t rows = 0;
+    for (;;) {
+        cr_assert_leq(p + 2, end, "row %zu: cut short", rows);
+        int16_t fields = (int16_t)be_at(p, 2);
+        p += 2;
+        if (fields == -1)
+            break;
+        cr_assert_eq(fields, columns, "row %zu has %d fields", rows, fields);
+        for (int c = 0; c < fields; c++) {
+            cr_assert_leq(p + 4, end, "row %zu field %d: cut short", rows, c);
+            uint32_t len = (uint32_t)be_at(p, 4);
+            cr_assert_leq(p + 4 + len, end, "row %zu field %d: %u bytes", rows, c, len);
+            if (rows == row && c == column && value != NULL) {
+                cr_assert(len == 4 || len == 8, "row %zu field %d is %u bytes", rows, c, len);
+                *value = len == 4 ? (int32_t)be_at(p + 4, 4) : (int64_t)be_at(p + 4, 8);
+            }
+            p += 4 + len;
+        }
+        rows++;
+    }
+    cr_assert_eq(p, end, "the trailer ends the stream");
+    return rows;
+}
+
 static const char *param(enum stmt_id stmt, int p)
 {
     const struct sent *q = find_sent(stmt, 0);
@@ -423,12 +470,9 @@ Test(flush_fake, a_batch_sends_its_statements_in_order_with_their_parameters)
     cr_assert_str_eq(param(STMT_STORE_OFFSETS, P_OFFSETS_GROUP), "solarx");
     cr_assert_not_null(strstr(param(STMT_STORE_OFFSETS, P_OFFSETS_NEXT_OFFSETS), "12"));
     cr_assert_not_null(strstr(param(STMT_STORE_OFFSETS, P_OFFSETS_NEXT_OFFSETS), "6"));
-    const char *rows = find_sent(STMT_COPY_HOME_RAW, 0)->copy_data;
-    cr_assert_not_null(rows);
-    int lines = 0;
-    for (const char *c = rows; *c; c++)
-        lines += *c == '\n';
-    cr_assert_eq(lines, 3, "one raw row per accepted reading:\n%s", rows);
+    cr_assert_not_null(find_sent(STMT_COPY_HOME_RAW, 0));
+    cr_assert_eq(copy_binary_rows(find_sent(STMT_COPY_HOME_RAW, 0), 6, 0, 0, NULL), 3,
+                 "one raw row per accepted reading");
 
     const struct flush_stats *st = flusher_stats(flusher);
     cr_assert_eq(st->readings, 3);
@@ -487,9 +531,10 @@ Test(flush_fake, only_seconds_not_stored_are_merged_and_become_raw_rows)
     cr_assert_str_eq(param(STMT_UPSERT_HOME_FACTS, P_HOME_FACT_SUMS_WH), "{3.000000}");
     cr_assert_str_eq(param(STMT_UPSERT_HOME_FACTS, P_HOME_FACT_VERSIONS), "{4}",
                      "written only if the row still carries the version read");
-    const char *rows = find_sent(STMT_COPY_HOME_RAW, 0)->copy_data;
-    cr_assert_eq(strchr(rows, '\n'), rows + strlen(rows) - 1, "one raw row:\n%s", rows);
-    cr_assert_not_null(strstr(rows, "\t21\n"), "the raw row is the new reading's:\n%s", rows);
+    int64_t src_offset = -1;
+    cr_assert_eq(copy_binary_rows(find_sent(STMT_COPY_HOME_RAW, 0), 6, 0, 5, &src_offset), 1,
+                 "one raw row");
+    cr_assert_eq(src_offset, 21, "the raw row is the new reading's");
 }
 
 static PGresult *fail_offsets(const struct sent *q, void *ctx)
@@ -678,13 +723,52 @@ Test(flush_fake, raw_rows_are_copied_in_chunks_as_the_socket_takes_them)
     cr_assert_geq(fake->copy_puts, 2, "6,000 rows (~400 KB) in more than one chunk");
     cr_assert_lt(fake->largest_put, 300 * 1024, "a chunk of %zu bytes", fake->largest_put);
     cr_assert_geq(waits, fake->copy_puts - 1, "a chunk waits for the socket to take the last");
-    const char *rows = find_sent(STMT_COPY_HOME_RAW, 0)->copy_data;
-    size_t lines = 0;
-    for (const char *c = rows; *c; c++)
-        lines += *c == '\n';
-    cr_assert_eq(lines, 6000);
-    const char first[] = "1\t2025-02-14 00:00:00+00:00\t";
-    cr_assert(strncmp(rows, first, sizeof(first) - 1) == 0, "%.60s", rows);
+    const struct sent *copy = find_sent(STMT_COPY_HOME_RAW, 0);
+    int64_t home_id = 0, ts = 0, src_offset = -1;
+    cr_assert_eq(copy_binary_rows(copy, 6, 0, 0, &home_id), 6000);
+    (void)copy_binary_rows(copy, 6, 0, 1, &ts);
+    cr_assert_eq(home_id, 1);
+    cr_assert_eq(ts, (T0 - PG_EPOCH_UNIX) * 1000000, "microseconds since 2000-01-01");
+    for (size_t row = 0; row < 6000; row += 599) {
+        (void)copy_binary_rows(copy, 6, row, 5, &src_offset);
+        cr_assert_eq(src_offset, (int64_t)row, "row %zu arrived in order, whole", row);
+    }
+}
+
+/* Every kind's rows are one binary COPY of their own: the header once, at the start of the first
+ * chunk; the trailer once, at the end of the last; a battery row's twelve fields; accepted
+ * readings older than the retention horizon counted as expired, not copied. */
+Test(flush_fake, each_kind_is_one_binary_copy_stream_across_its_chunks)
+{
+    flusher_destroy(flusher);
+    cfg.raw_retention_days = 1;
+    flusher = flusher_new(&cfg, zone, "solarx");
+    cr_assert_not_null(flusher);
+    cr_assert(flusher_attach_wire(flusher, (PGconn *)fake, &fake_wire));
+    int64_t offset = 0;
+    for (int32_t battery = 1; battery <= 4; battery++)
+        for (int s = 0; s < 900; s++)
+            add_battery(7, battery, T0 + s, offset++);
+    add_home(1, T0, 0, offset++);
+    add_home(2, T0 - 3 * 86400, 0, offset++); /* older than a day behind the newest reading */
+    fake->slow_socket = true;
+    enum flush_progress p = flusher_start(flusher, batch);
+    for (int rounds = 0; p == FLUSH_BUSY && rounds < 1000; rounds++)
+        p = flusher_on_io(flusher);
+    cr_assert_eq(p, FLUSH_COMMITTED, "%s", flusher_error(flusher));
+    cr_assert_geq(fake->copy_puts, 3, "3,600 battery rows (~500 KB) in two chunks, a home row");
+    int64_t home_id = 0;
+    cr_assert_eq(copy_binary_rows(find_sent(STMT_COPY_HOME_RAW, 0), 6, 0, 0, &home_id), 1);
+    cr_assert_eq(home_id, 1, "the expired reading has no raw row");
+    const struct sent *battery_copy = find_sent(STMT_COPY_BATTERY_RAW, 0);
+    int64_t battery_id = 0, src_offset = -1;
+    cr_assert_eq(copy_binary_rows(battery_copy, 12, 900, 1, &battery_id), 3600);
+    (void)copy_binary_rows(battery_copy, 12, 3599, 11, &src_offset);
+    cr_assert_eq(battery_id, 2);
+    cr_assert_eq(src_offset, 3599);
+    cr_assert_null(find_sent(STMT_INSERT_BATTERY_RAW, 0), "no conflict: no fallback");
+    cr_assert_eq(flusher_stats(flusher)->raw_expired, 1);
+    cr_assert_eq(flusher_stats(flusher)->accepted, 3602, "the expired reading counted");
 }
 
 /* ---- the window cache ------------------------------------------------------------------------ */
