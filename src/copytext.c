@@ -1,6 +1,7 @@
 /* COPY text-format rows for bulk raw writes. The formatting avoids printf: it runs once per
  * column of every raw row, and vfprintf was a visible share of the loop's time (bench/README.md).
- */
+ * The flusher now sends binary COPY (copybinary.c); this text path is what the benchmark
+ * (floor_copy --format text) and test_copy_binary compare the binary one with. */
 #include "solarx/copytext.h"
 
 #include <stdio.h>
