@@ -25,7 +25,7 @@ with a fresh consumer group and database, one after the other:
   solarx       solarx-stream run, config/solarx-stream.conf (the shipped config; brokers,
                conninfo, group, topics, registries and http_listen from SOLARX_* variables)
   floor-fetch  bench/floor_fetch.c: librdkafka, fetch only
-  floor-copy   bench/floor_copy.c: fetch, decode (libsolarx), COPY into the raw tables
+  floor-copy   bench/floor_copy.c: fetch, decode (libsolarx), binary COPY into the raw tables
   python       bench/peers/python_consumer.py: confluent-kafka + psycopg, facts, de-duplication,
                offsets in the same transaction (venv: $VENV)
   spark        bench/peers/spark_job.py: pyspark $PYSPARK_VERSION Structured Streaming, local[2],
@@ -272,7 +272,8 @@ start_floor-fetch() {
 start_floor-copy() {
     start_measured floor-copy "$1" "$BUILD_DIR/bench/floor_copy" --brokers "$BROKERS" \
         --group "$3" --conninfo "$PG_BASE dbname=$2" --messages "$TOTAL" \
-        --topic-home "$T_HOME" --topic-solar "$T_SOLAR" --topic-battery "$T_BATTERY"
+        --topic-home "$T_HOME" --topic-solar "$T_SOLAR" --topic-battery "$T_BATTERY" \
+        --format binary
 }
 
 start_python() {
