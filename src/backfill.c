@@ -251,8 +251,8 @@ static bool sink_add(struct sink *k, enum reading_kind kind, int32_t partition, 
                               decode_error_name(e), reason);
         k->result->dead_letters++;
     }
-    if (batch_is_full(k->batch, (size_t)k->cfg->flush_max_readings,
-                      (size_t)k->cfg->flush_max_bytes))
+    if (batch_is_full(k->batch, (size_t)k->cfg->flush_max_readings, (size_t)k->cfg->flush_max_bytes,
+                      (size_t)k->cfg->flush_max_windows))
         return sink_flush(k, errstr, errstr_size);
     return true;
 }

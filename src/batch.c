@@ -83,9 +83,14 @@ size_t batch_bytes(const struct batch *b)
     return b->bytes;
 }
 
-bool batch_is_full(const struct batch *b, size_t max_readings, size_t max_bytes)
+size_t batch_window_count(const struct batch *b)
 {
-    return batch_size(b) >= max_readings || b->bytes >= max_bytes;
+    return b->window_count;
+}
+
+bool batch_is_full(const struct batch *b, size_t max_readings, size_t max_bytes, size_t max_windows)
+{
+    return batch_size(b) >= max_readings || b->bytes >= max_bytes || b->window_count >= max_windows;
 }
 
 bool batch_is_empty(const struct batch *b)

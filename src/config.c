@@ -43,6 +43,7 @@ static const struct key_spec key_specs[] = {
     INT("solarx", "flush_interval_ms", flush_interval_ms, 10, 600000),
     INT("solarx", "flush_max_readings", flush_max_readings, 100, 10000000),
     INT("solarx", "flush_max_bytes", flush_max_bytes, 1 << 20, 128 << 20),
+    INT("solarx", "flush_max_windows", flush_max_windows, 16, 10000000),
     INT("solarx", "max_message_bytes", max_message_bytes, 1024, 64 << 20),
     INT("solarx", "max_future_seconds", max_future_seconds, 60, 315360000),
     INT("solarx", "stop_timeout_s", stop_timeout_s, 1, 3600),
@@ -416,6 +417,7 @@ static void set_defaults(struct config *cfg)
     cfg->flush_interval_ms = 1000;
     cfg->flush_max_readings = 50000;
     cfg->flush_max_bytes = 64 << 20;
+    cfg->flush_max_windows = 8192;
     cfg->max_message_bytes = 1 << 20;
     cfg->max_future_seconds = 86400;
     cfg->stop_timeout_s = 30;

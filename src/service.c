@@ -122,10 +122,11 @@ static void log_flush(struct service *s, const struct flush_stats *st)
              st->windows_cached);
 }
 
-/* flush_max_readings or flush_max_bytes reached. */
+/* flush_max_readings, flush_max_bytes or flush_max_windows reached. */
 static bool batch_full(const struct service *s, const struct batch *b)
 {
-    return batch_is_full(b, (size_t)s->cfg->flush_max_readings, (size_t)s->cfg->flush_max_bytes);
+    return batch_is_full(b, (size_t)s->cfg->flush_max_readings, (size_t)s->cfg->flush_max_bytes,
+                         (size_t)s->cfg->flush_max_windows);
 }
 
 static void update_backpressure(struct service *s)
@@ -349,7 +350,9 @@ static void start_flush(struct service *s)
                batch_size(s->inflight) + batch_size(s->pending) <=
                    2 * (size_t)s->cfg->flush_max_readings &&
                batch_bytes(s->inflight) + batch_bytes(s->pending) <=
-                   2 * (size_t)s->cfg->flush_max_bytes) {
+                   2 * (size_t)s->cfg->flush_max_bytes &&
+               batch_window_count(s->inflight) + batch_window_count(s->pending) <=
+                   2 * (size_t)s->cfg->flush_max_windows) {
         batch_absorb(s->inflight, s->pending); /* a retry takes what arrived meanwhile */
     }
     update_backpressure(s);
@@ -738,13 +741,15 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         s->cfg->flush_interval_ms = fresh->flush_interval_ms;
         s->cfg->flush_max_readings = fresh->flush_max_readings;
         s->cfg->flush_max_bytes = fresh->flush_max_bytes;
+        s->cfg->flush_max_windows = fresh->flush_max_windows;
         log_set_level(s->cfg->log_level);
         config_destroy(fresh);
         struct timeval tv = evtime_from_ms(s->cfg->flush_interval_ms);
         event_add(s->flush_timer, &tv);
-        log_info("event=reloaded log_level=%s flush_interval_ms=%d flush_max_readings=%d",
+        log_info("event=reloaded log_level=%s flush_interval_ms=%d flush_max_readings=%d "
+                 "flush_max_windows=%d",
                  config_log_level_name(s->cfg->log_level), s->cfg->flush_interval_ms,
-                 s->cfg->flush_max_readings);
+                 s->cfg->flush_max_readings, s->cfg->flush_max_windows);
         reload_registry(s);
         return;
     }

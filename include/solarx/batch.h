@@ -93,8 +93,16 @@ size_t batch_size(const struct batch *b);
  * error of every dead letter (in the flush, bytea travels as hex: twice that at most). */
 size_t batch_bytes(const struct batch *b);
 
-/* Whether b has reached either bound: max_readings (batch_size) or max_bytes (batch_bytes). */
-bool batch_is_full(const struct batch *b, size_t max_readings, size_t max_bytes);
+/* What flush_max_windows bounds: the distinct windows (fact rows) b's readings fall in, counted
+ * exactly as readings are added (repeats of a device's window count once). What a flush holds per
+ * window (its merged state, the fact upsert's parameters, the stored state read back) grows with
+ * this, not with readings: at 10,000 homes a batch touches about as many windows as readings. */
+size_t batch_window_count(const struct batch *b);
+
+/* Whether b has reached any bound: max_readings (batch_size), max_bytes (batch_bytes) or
+ * max_windows (batch_window_count). */
+bool batch_is_full(const struct batch *b, size_t max_readings, size_t max_bytes,
+                   size_t max_windows);
 
 /* Files r under its window. Solar windows are keyed by panel alone (home_id 0 in the key), as
  * their fact rows are; the reading keeps its home_id. */

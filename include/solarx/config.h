@@ -31,6 +31,7 @@ struct config {
     int32_t flush_interval_ms;
     int32_t flush_max_readings; /* size bound of one flush */
     int32_t flush_max_bytes;    /* and its bound in bytes (payloads kept + readings) */
+    int32_t flush_max_windows;  /* and in distinct windows (fact rows) it touches */
     int32_t max_message_bytes;  /* larger messages are too_large dead letters, not decoded */
     int32_t max_future_seconds; /* readings further ahead of the wall clock: future_timestamp */
     int32_t stop_timeout_s;     /* SIGTERM: longest wait for the last flush before giving up */

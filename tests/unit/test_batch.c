@@ -181,9 +181,9 @@ Test(batch, bytes_count_readings_and_dead_letter_payloads)
     cr_assert_eq(batch_bytes(b), BATCH_READING_BYTES);
     batch_add_dead_letter(b, READING_HOME, 0, 2, "k", 1, "xyz", 3, "invalid_json", "e");
     cr_assert_eq(batch_bytes(b), BATCH_READING_BYTES + 1 + 3 + 1);
-    cr_assert(!batch_is_full(b, 3, 1000));
-    cr_assert(batch_is_full(b, 2, 1000), "two entries reach two readings");
-    cr_assert(batch_is_full(b, 1000, BATCH_READING_BYTES + 5), "bytes alone make it full");
+    cr_assert(!batch_is_full(b, 3, 1000, 1000));
+    cr_assert(batch_is_full(b, 2, 1000, 1000), "two entries reach two readings");
+    cr_assert(batch_is_full(b, 1000, BATCH_READING_BYTES + 5, 1000), "bytes alone make it full");
     batch_clear(b);
     cr_assert_eq(batch_bytes(b), 0);
     batch_destroy(b);
@@ -355,4 +355,86 @@ Test(batch, rejected_dead_letters_keep_their_payload_and_say_what_they_were)
                      "0.000000}");
     batch_destroy(src);
     batch_destroy(dst);
+}
+
+Test(batch, windows_are_counted_exactly_with_repeats_kinds_and_devices)
+{
+    struct batch *b = batch_new(900, zone);
+    int64_t t0 = 1739491200; /* 2025-02-14 00:00:00 UTC, a window start */
+    struct reading r = home_reading(1, t0);
+    batch_add_reading(b, &r, 0, 1);
+    cr_assert_eq(batch_window_count(b), 1);
+    /* Repeats: the same second again, another second of the window, a duplicate message. */
+    batch_add_reading(b, &r, 0, 2);
+    r.ts = t0 + 899;
+    batch_add_reading(b, &r, 0, 3);
+    cr_assert_eq(batch_window_count(b), 1, "a window's readings count it once");
+    /* The next window of the same home. */
+    r.ts = t0 + 900;
+    batch_add_reading(b, &r, 0, 4);
+    cr_assert_eq(batch_window_count(b), 2);
+    /* Same home and window, other kinds: each kind's window is its own fact row. */
+    struct reading bat = battery_reading(1, 1, t0 + 10);
+    batch_add_reading(b, &bat, 1, 1);
+    cr_assert_eq(batch_window_count(b), 3);
+    struct reading sol = {.kind = READING_SOLAR, .home_id = 1, .device_id = 14, .ts = t0 + 10};
+    batch_add_reading(b, &sol, 2, 1);
+    cr_assert_eq(batch_window_count(b), 4);
+    /* Other devices: a second battery of the home, a second home. */
+    struct reading bat2 = battery_reading(1, 2, t0 + 10);
+    batch_add_reading(b, &bat2, 1, 1);
+    struct reading h2 = home_reading(2, t0 + 10);
+    batch_add_reading(b, &h2, 0, 5);
+    cr_assert_eq(batch_window_count(b), 6);
+    /* A panel reported by another home is the same panel's window (keyed by panel alone). */
+    sol.home_id = 2;
+    sol.ts++;
+    batch_add_reading(b, &sol, 2, 2);
+    cr_assert_eq(batch_window_count(b), 6);
+    cr_assert_eq(batch_window_count(b), b->window_count);
+    batch_clear(b);
+    cr_assert_eq(batch_window_count(b), 0, "a cleared batch touches no window");
+    batch_destroy(b);
+}
+
+Test(batch, is_full_at_the_window_bound)
+{
+    struct batch *b = batch_new(900, zone);
+    int64_t t0 = 1739491200;
+    for (int32_t home = 1; home <= 4; home++) {
+        cr_assert(!batch_is_full(b, 1000, 1 << 20, 4), "%d windows are below a bound of 4",
+                  (int)batch_window_count(b));
+        for (int s = 0; s < 5; s++) {
+            struct reading r = home_reading(home, t0 + s);
+            batch_add_reading(b, &r, 0, home * 10 + s);
+        }
+    }
+    cr_assert_eq(batch_size(b), 20);
+    cr_assert(batch_is_full(b, 1000, 1 << 20, 4), "four windows reach a bound of four");
+    cr_assert(!batch_is_full(b, 1000, 1 << 20, 5), "readings do not count as windows");
+    batch_clear(b);
+    cr_assert(!batch_is_full(b, 1000, 1 << 20, 1));
+    batch_destroy(b);
+}
+
+Test(batch, absorb_and_split_count_the_windows_they_hold)
+{
+    struct batch *a = batch_new(900, zone), *c = batch_new(900, zone);
+    int64_t t0 = 1739491200;
+    struct reading r1 = home_reading(1, t0), r2 = home_reading(2, t0), r3 = home_reading(1, t0 + 1);
+    batch_add_reading(a, &r1, 0, 1);
+    batch_add_reading(a, &r2, 0, 2);
+    batch_add_reading(c, &r3, 0, 3);
+    batch_add_reading(c, &r2, 0, 4);
+    batch_absorb(a, c);
+    cr_assert_eq(batch_window_count(a), 2, "the windows both held count once");
+    cr_assert_eq(batch_window_count(c), 0);
+    struct batch *first = batch_new(900, zone), *second = batch_new(900, zone);
+    cr_assert(batch_split(a, first, second));
+    cr_assert_eq(batch_window_count(first), 2, "offsets 1, 2: homes 1 and 2");
+    cr_assert_eq(batch_window_count(second), 2, "offsets 3, 4: homes 1 and 2");
+    batch_destroy(first);
+    batch_destroy(second);
+    batch_destroy(a);
+    batch_destroy(c);
 }

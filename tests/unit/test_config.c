@@ -408,3 +408,19 @@ Test(config, window_cache_windows_has_a_default_a_bound_and_zero_turns_it_off)
     load_fails("[solarx]\nwindow_cache_windows = -1\n", NULL, "window_cache_windows",
                "from 0 to 10000000");
 }
+
+Test(config, flush_max_windows_has_a_default_bounds_and_an_override)
+{
+    struct config *cfg = load_ok("", NULL);
+    cr_assert_eq(cfg->flush_max_windows, 8192);
+    config_destroy(cfg);
+    cfg = load_ok("[solarx]\nflush_max_windows = 500\n", NULL);
+    cr_assert_eq(cfg->flush_max_windows, 500);
+    config_destroy(cfg);
+    char *env[] = {"SOLARX_SOLARX_FLUSH_MAX_WINDOWS=64", NULL};
+    cfg = load_ok("[solarx]\nflush_max_windows = 500\n", env);
+    cr_assert_eq(cfg->flush_max_windows, 64, "the environment wins over the file");
+    config_destroy(cfg);
+    load_fails("[solarx]\nflush_max_windows = 8\n", NULL,
+               "flush_max_windows = \"8\": expected an integer from 16 to 10000000", NULL);
+}
