@@ -87,6 +87,7 @@ struct service {
 };
 
 static void start_flush(struct service *s);
+static void resume_applying(struct service *s);
 static void next_half(struct service *s);
 static bool isolate_rejected(struct service *s);
 static void try_finish_stop(struct service *s);
@@ -369,6 +370,7 @@ static void start_flush(struct service *s)
         return;
     }
     arm_pg_write(s);
+    resume_applying(s); /* the chunks decoded while pending was full go into the new pending */
 }
 
 /* The flush in progress, told of its socket's readiness. */
@@ -471,7 +473,10 @@ static void apply_decoded_chunks(struct service *s, bool wait)
     if (s->applying)
         return; /* the apply below us goes on, in order */
     s->applying = true;
-    while ((c = decode_pool_take(s->decoder, wait))) {
+    /* A full pending batch takes no further chunk (they wait, decoded, in the pool, and hold
+     * consumption) until start_flush has made it the inflight one: so a batch passes its
+     * bounds by at most the rest of the chunk that filled it. A join takes everything. */
+    while ((wait || !batch_full(s, s->pending)) && (c = decode_pool_take(s->decoder, wait))) {
         uint64_t fences = s->fences;
         size_t n = decode_pool_chunk_count(c);
         for (size_t i = 0; i < n && s->fences == fences; i++) {
@@ -482,6 +487,16 @@ static void apply_decoded_chunks(struct service *s, bool wait)
         decode_pool_release(s->decoder, c);
     }
     s->applying = false;
+}
+
+/* After start_flush emptied the pending batch: the chunks that waited for room are applied, and
+ * the staged one handed on. */
+static void resume_applying(struct service *s)
+{
+    apply_decoded_chunks(s, false);
+    if (!s->stopping)
+        (void)decode_pool_submit(s->decoder); /* refused: still full, the next chunk frees one */
+    update_backpressure(s);
 }
 
 /* Everything consumed is applied to the batches: the join before a revoke's flush and a stop. */
