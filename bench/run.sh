@@ -9,7 +9,7 @@ BUILD_DIR=${SOLARX_BUILD_DIR:-$REPO/build}
 VENV=${SOLARX_BENCH_VENV:-$HOME/.cache/solarx/bench-venv}
 PYSPARK_VERSION=3.5.7 # its spark-sql-kafka-0-10_2.12 jar is on Maven Central
 SPARK_KAFKA_PACKAGE=org.apache.spark:spark-sql-kafka-0-10_2.12:$PYSPARK_VERSION
-ALL_CONTENDERS=solarx,floor-fetch,floor-copy,python,spark
+ALL_CONTENDERS=solarx,solarx-bigq,floor-fetch,floor-copy,python,spark
 STEADY_CONTENDERS=(solarx python spark) # the ones that write facts
 
 usage() {
@@ -24,6 +24,9 @@ with a fresh consumer group and database, one after the other:
 
   solarx       solarx-stream run, config/solarx-stream.conf (the shipped config; brokers,
                conninfo, group, topics, registries and http_listen from SOLARX_* variables)
+  solarx-bigq  the same with a larger librdkafka queue (queued.min.messages=100000,
+               queued.max.messages.kbytes=65536): catch-up speed bought with memory
+               (bench/README.md: librdkafka 2.0 looks at a full queue again once a second)
   floor-fetch  bench/floor_fetch.c: librdkafka, fetch only
   floor-copy   bench/floor_copy.c: fetch, decode (libsolarx), binary COPY into the raw tables
   python       bench/peers/python_consumer.py: confluent-kafka + psycopg, facts, de-duplication,
@@ -264,6 +267,13 @@ start_solarx() {
     start_measured solarx "$1" "$BUILD_DIR/solarx-stream" run -c "$REPO/config/solarx-stream.conf"
 }
 
+start_solarx-bigq() {
+    solarx_conf_env "$2" "$3"
+    SOLARX_KAFKA_QUEUED_MIN_MESSAGES=100000 SOLARX_KAFKA_QUEUED_MAX_MESSAGES_KBYTES=65536 \
+        start_measured solarx-bigq "$1" "$BUILD_DIR/solarx-stream" run \
+        -c "$REPO/config/solarx-stream.conf"
+}
+
 start_floor-fetch() {
     start_measured floor-fetch "$1" "$BUILD_DIR/bench/floor_fetch" --brokers "$BROKERS" \
         --group "$3" --messages "$TOTAL" "$T_HOME" "$T_SOLAR" "$T_BATTERY"
@@ -402,7 +412,7 @@ run_catchup() {
     "start_$c" catchup "$db" "$group"
     deadline=$((SECONDS + CATCHUP_TIMEOUT))
     case $c in
-    solarx | python)
+    solarx | solarx-bigq | python)
         # Caught up when PostgreSQL holds the end offsets; then SIGTERM (a clean stop).
         while :; do
             stored=$(stored_offsets "$db" "$group")
@@ -548,7 +558,7 @@ ROWS=()
 STEADY_ROWS=()
 SOLARX_DB=
 # solarx-stream first: the others are checked against its facts.
-for c in solarx floor-fetch floor-copy python spark; do
+for c in solarx solarx-bigq floor-fetch floor-copy python spark; do
     chosen "$c" && run_catchup "$c"
 done
 if ((STEADY)); then

@@ -414,8 +414,10 @@ struct kafka_consumer *kafka_consumer_new(const struct config *cfg, struct event
      * more than the queue's, sets the peak (192 KB: ~100 MiB for the service, 64 KB: ~69 MiB, at
      * the same speed). The local queue must hold what one fetch of every partition decompresses
      * to: below that, librdkafka 2.0 backs off after each fetch, and 4 MB / 500 messages made
-     * fetching alone take 32 s instead of 0.8 s (bench/README.md). The batches are the buffer;
-     * backpressure stops draining this queue. */
+     * fetching alone take 32 s instead of 0.8 s (bench/README.md). Once the queue holds
+     * queued.min.messages, librdkafka 2.0 looks again only about once a second: that caps a
+     * catch-up near 45,000 msg/s, and a larger queue buys speed with memory (the shipped config
+     * says how much). The batches are the buffer; backpressure stops draining this queue. */
     static const struct {
         const char *key, *value;
     } defaults[] = {
