@@ -148,36 +148,7 @@ static void encode_text(struct copytext *c, const struct sourced_reading *s)
 
 static void encode_binary(struct copybinary *c, const struct sourced_reading *s)
 {
-    const struct reading *r = &s->r;
-    if (r->kind == READING_HOME) {
-        copybinary_start_row(c, 6);
-        copybinary_add_int4(c, r->home_id);
-        copybinary_add_timestamp(c, r->ts);
-        copybinary_add_fixed(c, r->energy_wh);
-        copybinary_add_fixed(c, r->accumulated_wh);
-    } else if (r->kind == READING_SOLAR) {
-        copybinary_start_row(c, 7);
-        copybinary_add_int4(c, r->device_id);
-        copybinary_add_timestamp(c, r->ts);
-        copybinary_add_int4(c, r->home_id);
-        copybinary_add_fixed(c, r->energy_wh);
-        copybinary_add_fixed(c, r->accumulated_wh);
-    } else {
-        const char *status = reading_status_name((enum battery_status)r->status);
-        copybinary_start_row(c, 12);
-        copybinary_add_int4(c, r->home_id);
-        copybinary_add_int4(c, r->device_id);
-        copybinary_add_timestamp(c, r->ts);
-        copybinary_add_text_int(c, "battery_", r->device_id);
-        copybinary_add_fixed(c, r->capacity_kwh);
-        copybinary_add_fixed(c, r->max_charge_speed_w);
-        copybinary_add_fixed(c, r->energy_wh);
-        copybinary_add_bool(c, r->is_charging);
-        copybinary_add_text(c, status, strlen(status));
-        copybinary_add_fixed(c, r->max_output_w);
-    }
-    copybinary_add_int4(c, s->partition);
-    copybinary_add_int8(c, s->offset);
+    copybinary_add_raw_reading(c, s->r.kind, &s->r, s->partition, s->offset);
 }
 
 static struct copytext copy_text;

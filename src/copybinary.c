@@ -190,3 +190,37 @@ void copybinary_add_text_int(struct copybinary *c, const char *prefix, int64_t n
     memcpy(c->buf + c->len + prefix_len, digits + sizeof(digits) - ndigits, ndigits);
     c->len += prefix_len + ndigits;
 }
+
+void copybinary_add_raw_reading(struct copybinary *c, enum reading_kind kind,
+                                const struct reading *r, int32_t partition, int64_t offset)
+{
+    if (kind == READING_HOME) {
+        copybinary_start_row(c, 6);
+        copybinary_add_int4(c, r->home_id);
+        copybinary_add_timestamp(c, r->ts);
+        copybinary_add_fixed(c, r->energy_wh);
+        copybinary_add_fixed(c, r->accumulated_wh);
+    } else if (kind == READING_SOLAR) {
+        copybinary_start_row(c, 7);
+        copybinary_add_int4(c, r->device_id);
+        copybinary_add_timestamp(c, r->ts);
+        copybinary_add_int4(c, r->home_id);
+        copybinary_add_fixed(c, r->energy_wh);
+        copybinary_add_fixed(c, r->accumulated_wh);
+    } else {
+        const char *status = reading_status_name((enum battery_status)r->status);
+        copybinary_start_row(c, 12);
+        copybinary_add_int4(c, r->home_id);
+        copybinary_add_int4(c, r->device_id);
+        copybinary_add_timestamp(c, r->ts);
+        copybinary_add_text_int(c, "battery_", r->device_id);
+        copybinary_add_fixed(c, r->capacity_kwh);
+        copybinary_add_fixed(c, r->max_charge_speed_w);
+        copybinary_add_fixed(c, r->energy_wh);
+        copybinary_add_bool(c, r->is_charging);
+        copybinary_add_text(c, status, strlen(status));
+        copybinary_add_fixed(c, r->max_output_w);
+    }
+    copybinary_add_int4(c, partition);
+    copybinary_add_int8(c, offset);
+}

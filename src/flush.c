@@ -685,37 +685,8 @@ static bool send_partitions_and_dates(struct flusher *f)
 static void add_copy_row(void *ctx, int kind, const struct batch_reading *item)
 {
     struct flusher *f = ctx;
-    struct copybinary *c = &f->copy;
-    const struct reading *r = &item->r;
-    if (kind == READING_HOME) {
-        copybinary_start_row(c, 6);
-        copybinary_add_int4(c, r->home_id);
-        copybinary_add_timestamp(c, r->ts);
-        copybinary_add_fixed(c, r->energy_wh);
-        copybinary_add_fixed(c, r->accumulated_wh);
-    } else if (kind == READING_SOLAR) {
-        copybinary_start_row(c, 7);
-        copybinary_add_int4(c, r->device_id);
-        copybinary_add_timestamp(c, r->ts);
-        copybinary_add_int4(c, r->home_id);
-        copybinary_add_fixed(c, r->energy_wh);
-        copybinary_add_fixed(c, r->accumulated_wh);
-    } else {
-        const char *status = reading_status_name(r->status);
-        copybinary_start_row(c, 12);
-        copybinary_add_int4(c, r->home_id);
-        copybinary_add_int4(c, r->device_id);
-        copybinary_add_timestamp(c, r->ts);
-        copybinary_add_text_int(c, "battery_", r->device_id);
-        copybinary_add_fixed(c, r->capacity_kwh);
-        copybinary_add_fixed(c, r->max_charge_speed_w);
-        copybinary_add_fixed(c, r->energy_wh);
-        copybinary_add_bool(c, r->is_charging);
-        copybinary_add_text(c, status, strlen(status));
-        copybinary_add_fixed(c, r->max_output_w);
-    }
-    copybinary_add_int4(c, item->partition);
-    copybinary_add_int8(c, item->offset);
+    copybinary_add_raw_reading(&f->copy, (enum reading_kind)kind, &item->r, item->partition,
+                               item->offset);
 }
 
 /* One raw row as elements of STMT_INSERT_*_RAW's array parameters (f->arrays). */

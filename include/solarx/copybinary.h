@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "solarx/fixed.h"
+#include "solarx/reading.h"
 
 struct copybinary {
     unsigned char *buf;
@@ -44,5 +45,11 @@ void copybinary_add_timestamp(struct copybinary *c, int64_t epoch_seconds);
 void copybinary_add_text(struct copybinary *c, const char *s, size_t len);
 /* text "prefix<n>", e.g. a battery's name "battery_2", without a temporary string. */
 void copybinary_add_text_int(struct copybinary *c, const char *prefix, int64_t n);
+
+/* One raw row of reading r of kind (home, solar or battery): the columns of the raw tables in
+ * migrations/0002_raw_readings.sql, in the order the flusher's STMT_COPY_*_RAW name them, with
+ * the Kafka partition and offset it came from. The flusher and bench/floor_copy write it. */
+void copybinary_add_raw_reading(struct copybinary *c, enum reading_kind kind,
+                                const struct reading *r, int32_t partition, int64_t offset);
 
 #endif
