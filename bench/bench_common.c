@@ -112,3 +112,35 @@ void bench_consumer_close(rd_kafka_t *rk)
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
 }
+
+int bench_proc_stat(pid_t pid, pid_t *ppid, unsigned long long *ticks, unsigned long long *start,
+                    long *rss_pages)
+{
+    char path[64], buf[2048];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
+    if (p == NULL)
+        return -1;
+    char state;
+    int pp;
+    unsigned long long utime, stime, starttime;
+    long rss;
+    /* fields 3.. after ")": state ppid pgrp session tty tpgid flags minflt cminflt majflt
+     * cmajflt utime stime cutime cstime priority nice threads itrealvalue starttime vsize rss */
+    if (sscanf(p + 2,
+               "%c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d "
+               "%llu %*u %ld",
+               &state, &pp, &utime, &stime, &starttime, &rss) != 6)
+        return -1;
+    *ppid = pp;
+    *ticks = utime + stime;
+    *start = starttime;
+    *rss_pages = rss;
+    return 0;
+}

@@ -4,6 +4,7 @@
 #define SOLARX_BENCH_COMMON_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -27,5 +28,10 @@ void bench_consumer_close(rd_kafka_t *rk);
 /* Installs SIGINT/SIGTERM handlers that set the flag bench_stop_requested() reads. */
 void bench_catch_stop_signals(void);
 int bench_stop_requested(void);
+
+/* Reads ppid, utime+stime (clock ticks), start time and RSS (pages) of pid from /proc/<pid>/stat.
+ * Returns 0, or -1 when the process is gone or the line does not parse. */
+int bench_proc_stat(pid_t pid, pid_t *ppid, unsigned long long *ticks, unsigned long long *start,
+                    long *rss_pages);
 
 #endif

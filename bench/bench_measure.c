@@ -44,39 +44,6 @@ static void on_signal(int sig)
     forward_signal = sig;
 }
 
-/* Reads ppid, utime+stime, start time and RSS (pages) of pid from /proc/pid/stat. */
-static int read_stat(pid_t pid, pid_t *ppid, unsigned long long *ticks, unsigned long long *start,
-                     long *rss_pages)
-{
-    char path[64], buf[2048];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return -1;
-    size_t len = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[len] = '\0';
-    char *p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
-    if (p == NULL)
-        return -1;
-    char state;
-    int pp;
-    unsigned long long utime, stime, starttime;
-    long rss;
-    /* fields 3.. after ")": state ppid pgrp session tty tpgid flags minflt cminflt majflt
-     * cmajflt utime stime cutime cstime priority nice threads itrealvalue starttime vsize rss */
-    if (sscanf(p + 2,
-               "%c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d "
-               "%llu %*u %ld",
-               &state, &pp, &utime, &stime, &starttime, &rss) != 6)
-        return -1;
-    *ppid = pp;
-    *ticks = utime + stime;
-    *start = starttime;
-    *rss_pages = rss;
-    return 0;
-}
-
 static void track(pid_t pid, unsigned long long start, unsigned long long ticks)
 {
     for (size_t i = 0; i < n_tracked; i++)
@@ -105,7 +72,7 @@ static void sample_tree(pid_t root, long page_kb, long *peak_tree_kb, long *peak
         long pid = strtol(e->d_name, &end, 10);
         if (*end != '\0' || pid <= 0)
             continue;
-        if (read_stat((pid_t)pid, &ppids[n], &ticks[n], &starts[n], &rss[n]) == 0) {
+        if (bench_proc_stat((pid_t)pid, &ppids[n], &ticks[n], &starts[n], &rss[n]) == 0) {
             pids[n] = (pid_t)pid;
             in_tree[n] = pid == root;
             n++;

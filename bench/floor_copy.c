@@ -154,23 +154,15 @@ static void encode_binary(struct copybinary *c, const struct sourced_reading *s)
 static struct copytext copy_text;
 static struct copybinary copy_binary;
 
-/* CPU seconds (user + system) of process pid from /proc/<pid>/stat, or -1. */
+/* CPU seconds (user + system) of process pid, or -1. */
 static double process_cpu_s(int pid)
 {
-    char path[64], line[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
+    pid_t ppid;
+    unsigned long long ticks, start;
+    long rss;
+    if (bench_proc_stat((pid_t)pid, &ppid, &ticks, &start, &rss) != 0)
         return -1;
-    size_t n = fread(line, 1, sizeof(line) - 1, f);
-    fclose(f);
-    line[n] = '\0';
-    const char *p = strrchr(line, ')'); /* after the command name, which may hold spaces */
-    unsigned long long utime, stime;
-    if (p == NULL ||
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
-        return -1;
-    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+    return (double)ticks / (double)sysconf(_SC_CLK_TCK);
 }
 
 static double own_cpu_s(void)
