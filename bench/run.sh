@@ -9,7 +9,7 @@ BUILD_DIR=${SOLARX_BUILD_DIR:-$REPO/build}
 VENV=${SOLARX_BENCH_VENV:-$HOME/.cache/solarx/bench-venv}
 PYSPARK_VERSION=3.5.7 # its spark-sql-kafka-0-10_2.12 jar is on Maven Central
 SPARK_KAFKA_PACKAGE=org.apache.spark:spark-sql-kafka-0-10_2.12:$PYSPARK_VERSION
-ALL_CONTENDERS=solarx,solarx-bigq,floor-fetch,floor-copy,python,spark
+ALL_CONTENDERS=solarx,solarx-bigq,solarx-peer-rdkafka,floor-fetch,floor-copy,python,spark
 STEADY_CONTENDERS=(solarx python spark) # the ones that write facts
 
 usage() {
@@ -27,6 +27,10 @@ with a fresh consumer group and database, one after the other:
   solarx-bigq  the same with a larger librdkafka queue (queued.min.messages=100000,
                queued.max.messages.kbytes=65536): catch-up speed bought with memory
                (bench/README.md: librdkafka 2.0 looks at a full queue again once a second)
+  solarx-peer-rdkafka
+               the same build and shipped config run on the Python peer's librdkafka (the one
+               in its confluent-kafka wheel, 2.1 or later), where the service backs off a full
+               queue by fetch.queue.backoff.ms instead (kafka.c); catch-up only
   floor-fetch  bench/floor_fetch.c: librdkafka, fetch only
   floor-copy   bench/floor_copy.c: fetch, decode (libsolarx), binary COPY into the raw tables
   python       bench/peers/python_consumer.py: confluent-kafka + psycopg, facts, de-duplication,
@@ -274,6 +278,25 @@ start_solarx-bigq() {
         -c "$REPO/config/solarx-stream.conf"
 }
 
+# The Python peer's librdkafka (bundled in its confluent-kafka wheel) as librdkafka.so.1 in a
+# directory of its own, for LD_LIBRARY_PATH; sets PEER_RDKAFKA_DIR.
+peer_rdkafka() {
+    local lib
+    [[ -n ${PEER_RDKAFKA_DIR:-} ]] && return 0
+    python_env || return 1
+    lib=$(find "$VENV" -path '*/confluent_kafka.libs/librdkafka*.so*' -print -quit)
+    [[ -n $lib ]] || { say "no librdkafka in $VENV's confluent-kafka wheel"; return 1; }
+    mkdir -p "$WORK/peer-rdkafka" && ln -sf "$lib" "$WORK/peer-rdkafka/librdkafka.so.1"
+    PEER_RDKAFKA_DIR=$WORK/peer-rdkafka
+}
+
+start_solarx-peer-rdkafka() {
+    solarx_conf_env "$2" "$3"
+    LD_LIBRARY_PATH=$PEER_RDKAFKA_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
+        start_measured solarx-peer-rdkafka "$1" "$BUILD_DIR/solarx-stream" run \
+        -c "$REPO/config/solarx-stream.conf"
+}
+
 start_floor-fetch() {
     start_measured floor-fetch "$1" "$BUILD_DIR/bench/floor_fetch" --brokers "$BROKERS" \
         --group "$3" --messages "$TOTAL" "$T_HOME" "$T_SOLAR" "$T_BATTERY"
@@ -407,12 +430,16 @@ run_catchup() {
         ROWS+=("| $c | failed: cannot install its Python packages | | | | | |")
         return
     fi
+    if [[ $c == solarx-peer-rdkafka ]] && ! peer_rdkafka; then
+        ROWS+=("| $c | failed: no librdkafka from the Python peer's wheel | | | | | |")
+        return
+    fi
     [[ $c == floor-fetch ]] || new_db "$db"
     launched=$(date +%s.%N)
     "start_$c" catchup "$db" "$group"
     deadline=$((SECONDS + CATCHUP_TIMEOUT))
     case $c in
-    solarx | solarx-bigq | python)
+    solarx | solarx-bigq | solarx-peer-rdkafka | python)
         # Caught up when PostgreSQL holds the end offsets; then SIGTERM (a clean stop).
         while :; do
             stored=$(stored_offsets "$db" "$group")
@@ -558,7 +585,7 @@ ROWS=()
 STEADY_ROWS=()
 SOLARX_DB=
 # solarx-stream first: the others are checked against its facts.
-for c in solarx solarx-bigq floor-fetch floor-copy python spark; do
+for c in solarx solarx-bigq solarx-peer-rdkafka floor-fetch floor-copy python spark; do
     chosen "$c" && run_catchup "$c"
 done
 if ((STEADY)); then
@@ -585,7 +612,7 @@ KAFKA_VERSION=$(sed -nE 's/.*Apache Kafka ([0-9.]+).*/\1/p' "$SOLARX_RUN_DIR/kaf
         "PostgreSQL $(q postgres 'show server_version')," \
         "Kafka ${KAFKA_VERSION:-?}, solarx-stream $("$BUILD_DIR/solarx-stream" --version 2>&1 |
             head -n 1 | awk '{ print $NF }') ($(git -C "$REPO" rev-parse --short HEAD 2>/dev/null))"
-    if chosen python || chosen spark; then
+    if chosen python || chosen spark || chosen solarx-peer-rdkafka; then
         echo "- peers: $("$VENV/bin/python" --version 2>&1), confluent-kafka" \
             "$(version_of confluent-kafka) (librdkafka" \
             "$("$VENV/bin/python" -c 'import confluent_kafka as c; print(c.libversion()[0])' \

@@ -380,6 +380,61 @@ bool kafka_consumer_rejoin(struct kafka_consumer *kc)
     return true;
 }
 
+/* Fetching sized for level memory. Measured on a 1M-message backlog, 9 partitions: librdkafka's
+ * defaults held ~325 MB of fetch and decompression buffers. One fetch must cover every partition
+ * (else the broker serves a few partitions first and memory rises when the others run). A
+ * partition's fetch is 64 KB: a queued message pins its whole (decompressed) fetch buffer, so
+ * this size, more than the queue's, sets the peak (192 KB: ~100 MiB for the service, 64 KB: ~69
+ * MiB, at the same speed). The local queue must hold what one fetch of every partition
+ * decompresses to (~3,000 messages): below that, librdkafka backs off after each fetch, and
+ * 4 MB / 500 messages made fetching alone take 32 s instead of 0.8 s.
+ *
+ * Once the queue holds queued.min.messages, librdkafka 2.0 looks at it again only about once a
+ * second (when its broker thread wakes for another reason): a consumer slower than the fetcher
+ * drains the queue and waits, which caps a catch-up near 45,000 msg/s, and only a larger queue,
+ * i.e. memory, buys speed there (the shipped config says how much). librdkafka 2.1 made that
+ * wait fetch.queue.backoff.ms: 10 ms lets a small queue keep up (on librdkafka 2.16, 1.08M
+ * messages: ~59 MiB and about twice the speed; bench/README.md). */
+size_t kafka_consumer_defaults(int rdkafka_version, struct kafka_default *out, size_t max)
+{
+    const bool queue_backoff = rdkafka_version >= KAFKA_FETCH_QUEUE_BACKOFF_SINCE;
+    const struct kafka_default all[] = {
+        {"partition.assignment.strategy", "cooperative-sticky"},
+        {"queued.min.messages", queue_backoff ? "5000" : "20000"},
+        {"queued.max.messages.kbytes", "32768"},
+        {"fetch.max.bytes", "4194304"},
+        {"max.partition.fetch.bytes", "65536"},
+        {"fetch.queue.backoff.ms", "10"},
+    };
+    size_t n = sizeof(all) / sizeof(all[0]) - (queue_backoff ? 0 : 1);
+    if (n > max)
+        n = max;
+    memcpy(out, all, n * sizeof(*out));
+    return n;
+}
+
+/* What the fetcher runs with, configured or by default: an operator comparing speed or memory
+ * needs these and the library's version. */
+static void log_fetch_settings(const struct config *cfg, const struct kafka_default *defaults,
+                               size_t n)
+{
+    const char *value[3] = {"-", "-", "-"};
+    static const char *const keys[3] = {"queued.min.messages", "queued.max.messages.kbytes",
+                                        "fetch.queue.backoff.ms"};
+    for (int k = 0; k < 3; k++) {
+        const char *set = config_kafka_get(cfg, keys[k]);
+        for (size_t i = 0; !set && i < n; i++)
+            if (strcmp(defaults[i].key, keys[k]) == 0)
+                set = defaults[i].value;
+        if (set)
+            value[k] = set;
+    }
+    log_info("event=kafka_fetch librdkafka=%s queued_min_messages=%s queued_max_kbytes=%s "
+             "fetch_queue_backoff_ms=%s",
+             rd_kafka_version_str(), value[0], value[1],
+             strcmp(value[2], "-") == 0 ? "unsupported" : value[2]);
+}
+
 struct kafka_consumer *kafka_consumer_new(const struct config *cfg, struct event_base *base,
                                           const struct kafka_handlers *handlers, char *errstr,
                                           size_t errstr_size)
@@ -406,34 +461,16 @@ struct kafka_consumer *kafka_consumer_new(const struct config *cfg, struct event
     for (int k = 0; k < READING_KIND_COUNT; k++)
         kc->topic[k] = strdup(cfg->topic[k]);
 
-    /* Defaults unless [kafka] says otherwise: cooperative rebalancing, and fetching sized for
-     * level memory. Measured on a 1M-message backlog, 9 partitions: librdkafka's defaults held
-     * ~325 MB of fetch and decompression buffers. One fetch must cover every partition (else the
-     * broker serves a few partitions first and memory rises when the others run). A partition's
-     * fetch is 64 KB: a queued message pins its whole (decompressed) fetch buffer, so this size,
-     * more than the queue's, sets the peak (192 KB: ~100 MiB for the service, 64 KB: ~69 MiB, at
-     * the same speed). The local queue must hold what one fetch of every partition decompresses
-     * to: below that, librdkafka 2.0 backs off after each fetch, and 4 MB / 500 messages made
-     * fetching alone take 32 s instead of 0.8 s (bench/README.md). Once the queue holds
-     * queued.min.messages, librdkafka 2.0 looks again only about once a second: that caps a
-     * catch-up near 45,000 msg/s, and a larger queue buys speed with memory (the shipped config
-     * says how much). The batches are the buffer; backpressure stops draining this queue. */
-    static const struct {
-        const char *key, *value;
-    } defaults[] = {
-        {"partition.assignment.strategy", "cooperative-sticky"},
-        {"queued.min.messages", "20000"},
-        {"queued.max.messages.kbytes", "32768"},
-        {"fetch.max.bytes", "4194304"},
-        {"max.partition.fetch.bytes", "65536"},
-    };
+    struct kafka_default defaults[KAFKA_DEFAULTS_MAX];
+    size_t ndefaults = kafka_consumer_defaults(rd_kafka_version(), defaults, KAFKA_DEFAULTS_MAX);
     conf = kafka_conf_new(cfg, service_settings, errstr, errstr_size);
     if (!conf)
         goto fail;
-    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
+    for (size_t i = 0; i < ndefaults; i++)
         if (!config_kafka_get(cfg, defaults[i].key) &&
             !conf_set(conf, defaults[i].key, defaults[i].value, false, errstr, errstr_size))
             goto fail;
+    log_fetch_settings(cfg, defaults, ndefaults);
     if (!set_instance_id(kc, cfg, conf, errstr, errstr_size))
         goto fail;
     rd_kafka_conf_set_error_cb(conf, error_from_kafka);

@@ -64,7 +64,9 @@ static const char run_usage[] =
     "their own with [postgres] migrate_conninfo when set.\n"
     "\n"
     "Signals: SIGTERM/SIGINT write the last batch, commit and exit 0 (a second one exits\n"
-    "at once); SIGHUP reloads log_level, flush_interval_ms and flush_max_readings.\n";
+    "at once); SIGHUP reloads log_level, flush_interval_ms, flush_max_readings,\n"
+    "flush_max_bytes, flush_max_windows and the appliance and panel registries; other\n"
+    "keys need a restart.\n";
 
 static const char status_usage[] =
     "usage: solarx-stream status [-c FILE]\n"

@@ -762,9 +762,9 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         struct timeval tv = evtime_from_ms(s->cfg->flush_interval_ms);
         event_add(s->flush_timer, &tv);
         log_info("event=reloaded log_level=%s flush_interval_ms=%d flush_max_readings=%d "
-                 "flush_max_windows=%d",
+                 "flush_max_bytes=%d flush_max_windows=%d",
                  config_log_level_name(s->cfg->log_level), s->cfg->flush_interval_ms,
-                 s->cfg->flush_max_readings, s->cfg->flush_max_windows);
+                 s->cfg->flush_max_readings, s->cfg->flush_max_bytes, s->cfg->flush_max_windows);
         reload_registry(s);
         return;
     }

@@ -22,6 +22,21 @@ struct kafka_consumer;
 rd_kafka_conf_t *kafka_conf_new(const struct config *cfg, const char *const *overrides,
                                 char *errstr, size_t errstr_size);
 
+/* The first librdkafka with fetch.queue.backoff.ms (2.1.0, as rd_kafka_version() gives it). */
+#define KAFKA_FETCH_QUEUE_BACKOFF_SINCE 0x020100ff
+#define KAFKA_DEFAULTS_MAX 8
+
+/* One librdkafka setting the consumer applies unless [kafka] sets the key. */
+struct kafka_default {
+    const char *key, *value;
+};
+
+/* The consumer's defaults for the librdkafka it runs on (rdkafka_version as rd_kafka_version()
+ * gives it): cooperative-sticky rebalancing and fetch sizes for level memory; from 2.1 on, a
+ * short fetch.queue.backoff.ms with a smaller queue. Writes at most max to out; returns how many.
+ */
+size_t kafka_consumer_defaults(int rdkafka_version, struct kafka_default *out, size_t max);
+
 struct kafka_handlers {
     /* One message of a configured topic (kind resolved); msg is destroyed after the call. */
     void (*on_message)(void *opaque, enum reading_kind kind, const rd_kafka_message_t *msg);
