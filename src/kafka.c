@@ -22,6 +22,20 @@
 /* Test-only: raises a fatal librdkafka error this many ms after the first assignment. */
 #define TEST_FATAL_ENV "SOLARX_TEST_KAFKA_FATAL_AFTER_MS"
 
+/* The next offset the service has not consumed, per partition of each topic (-1: unknown). */
+struct fetch_partitions {
+    int64_t *next;
+    int count;
+};
+
+struct fetch_nudge {
+    bool enabled;        /* librdkafka older than 2.1 */
+    int queued_min;      /* queued.min.messages in use */
+    bool queue_was_full; /* a drain saw the queue at queued_min since the last nudge */
+    unsigned long long nudges;
+    struct fetch_partitions kind[READING_KIND_COUNT];
+};
+
 struct kafka_consumer {
     rd_kafka_t *rk;
     rd_kafka_queue_t *queue;
@@ -43,8 +57,83 @@ struct kafka_consumer {
      * (kafka_consumer_end_revoke); NULL when no revoke is deferred. */
     rd_kafka_topic_partition_list_t *revoking;
     int assigned;
-    char instance_id[256]; /* group.instance.id in use, "" when dynamic */
+    char instance_id[256];    /* group.instance.id in use, "" when dynamic */
+    struct fetch_nudge nudge; /* librdkafka 2.0: wakes a fetcher that stopped on a full queue */
 };
+
+/* ---- waking librdkafka 2.0's fetcher ----------------------------------------------------------
+ * librdkafka 2.0 leaves a partition out of its fetches while the consumer queue holds
+ * queued.min.messages, and its broker thread looks again only when something else wakes it: in a
+ * catch-up, about once a second, while the service drains the queue in a fraction of that and
+ * waits (bench/README.md). librdkafka 2.1 has fetch.queue.backoff.ms for it (kafka.h). On 2.0,
+ * once a drain has seen the queue at the threshold and then emptied it, every partition is
+ * sought to the next offset the service has not consumed: a seek is an operation on the
+ * partition, which wakes its broker thread, and starts fetching exactly there (anything fetched
+ * before it is discarded by librdkafka's version barrier; with the queue empty there is nothing
+ * to discard). Positions are forgotten at every rebalance and seek of the owner's. */
+
+static int64_t *position_slot(struct fetch_nudge *fn, int kind, int32_t partition)
+{
+    struct fetch_partitions *p = &fn->kind[kind];
+    if (partition < 0)
+        return NULL;
+    if (partition >= p->count) {
+        int count = partition + 1;
+        int64_t *next = realloc(p->next, (size_t)count * sizeof(*next));
+        if (!next)
+            return NULL;
+        for (int i = p->count; i < count; i++)
+            next[i] = -1;
+        p->next = next;
+        p->count = count;
+    }
+    return &p->next[partition];
+}
+
+static void nudge_note_consumed(struct fetch_nudge *fn, int kind, const rd_kafka_message_t *msg)
+{
+    if (!fn->enabled)
+        return;
+    int64_t *next = position_slot(fn, kind, msg->partition);
+    if (next)
+        *next = msg->offset + 1;
+}
+
+static void nudge_forget(struct fetch_nudge *fn, int kind, int32_t partition)
+{
+    if (kind < 0) {
+        for (int k = 0; k < READING_KIND_COUNT; k++)
+            for (int i = 0; i < fn->kind[k].count; i++)
+                fn->kind[k].next[i] = -1;
+    } else if (partition >= 0 && partition < fn->kind[kind].count) {
+        fn->kind[kind].next[partition] = -1;
+    }
+    fn->queue_was_full = false;
+}
+
+static void nudge_fetcher(struct kafka_consumer *kc)
+{
+    struct fetch_nudge *fn = &kc->nudge;
+    fn->queue_was_full = false;
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(16);
+    for (int k = 0; k < READING_KIND_COUNT; k++)
+        for (int i = 0; i < fn->kind[k].count; i++)
+            if (fn->kind[k].next[i] >= 0)
+                rd_kafka_topic_partition_list_add(list, kc->topic[k], i)->offset =
+                    fn->kind[k].next[i];
+    if (list->cnt > 0) {
+        rd_kafka_error_t *error = rd_kafka_seek_partitions(kc->rk, list, 0);
+        if (error) {
+            log_debug("event=fetch_nudge_failed msg=\"%s\"", rd_kafka_error_string(error));
+            rd_kafka_error_destroy(error);
+        } else {
+            fn->nudges++;
+            log_debug("event=fetch_nudged partitions=%d nudges=%llu", list->cnt,
+                      (unsigned long long)fn->nudges);
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+}
 
 static void log_from_kafka(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
@@ -136,6 +225,7 @@ static void end_revoke(struct kafka_consumer *kc)
     rd_kafka_resp_err_t eager_err = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (!partitions)
         return;
+    nudge_forget(&kc->nudge, -1, -1);
     kc->handlers.on_unassigned(kc->handlers.opaque, partitions);
     if (kc->cooperative)
         error = rd_kafka_incremental_unassign(kc->rk, partitions);
@@ -165,6 +255,7 @@ static void rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t eager_err = RD_KAFKA_RESP_ERR_NO_ERROR;
 
+    nudge_forget(&kc->nudge, -1, -1);
     if (kc->revoking) {
         log_warn("event=revoke_overtaken count=%d msg=\"a rebalance came before the revoked "
                  "partitions' data was written: they go now\"",
@@ -210,10 +301,16 @@ static void drain_turn(struct kafka_consumer *kc, int *delivered)
 {
     if (kc->held && !kc->paused)
         return; /* kafka_consumer_hold(false) drains again */
+    struct fetch_nudge *fn = &kc->nudge;
+    if (fn->enabled && !kc->paused && rd_kafka_queue_length(kc->queue) >= (size_t)fn->queued_min)
+        fn->queue_was_full = true;
     for (int n = 0; n < DRAIN_BUDGET; n++) {
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(kc->rk, 0);
-        if (!msg)
+        if (!msg) {
+            if (fn->queue_was_full && !kc->paused && !kc->closing)
+                nudge_fetcher(kc);
             return;
+        }
         if (msg->err == RD_KAFKA_RESP_ERR__FATAL) {
             note_fatal(kc);
         } else if (msg->err) {
@@ -226,6 +323,7 @@ static void drain_turn(struct kafka_consumer *kc, int *delivered)
             int kind = reading_kind_of_topic(kc->topic, rd_kafka_topic_name(msg->rkt));
             if (kind >= 0) {
                 kc->handlers.on_message(kc->handlers.opaque, (enum reading_kind)kind, msg);
+                nudge_note_consumed(&kc->nudge, kind, msg);
                 (*delivered)++;
             }
         }
@@ -389,18 +487,17 @@ bool kafka_consumer_rejoin(struct kafka_consumer *kc)
  * decompresses to (~3,000 messages): below that, librdkafka backs off after each fetch, and
  * 4 MB / 500 messages made fetching alone take 32 s instead of 0.8 s.
  *
- * Once the queue holds queued.min.messages, librdkafka 2.0 looks at it again only about once a
- * second (when its broker thread wakes for another reason): a consumer slower than the fetcher
- * drains the queue and waits, which caps a catch-up near 45,000 msg/s, and only a larger queue,
- * i.e. memory, buys speed there (the shipped config says how much). librdkafka 2.1 made that
- * wait fetch.queue.backoff.ms: 10 ms lets a small queue keep up (on librdkafka 2.16, 1.08M
- * messages: ~59 MiB and about twice the speed; bench/README.md). */
+ * Once the queue holds queued.min.messages, librdkafka 2.0 looks at it again only when its broker
+ * thread wakes for another reason, in a catch-up about once a second, while the service drains
+ * the queue in a fraction of that: the service wakes it itself (nudge_fetcher), which took a
+ * 1.08M-message catch-up from ~22 s to ~9 s at the same memory. librdkafka 2.1 made that wait
+ * fetch.queue.backoff.ms: there, 10 ms lets a small queue keep up (bench/README.md). */
 size_t kafka_consumer_defaults(int rdkafka_version, struct kafka_default *out, size_t max)
 {
     const bool queue_backoff = rdkafka_version >= KAFKA_FETCH_QUEUE_BACKOFF_SINCE;
     const struct kafka_default all[] = {
         {"partition.assignment.strategy", "cooperative-sticky"},
-        {"queued.min.messages", queue_backoff ? "5000" : "20000"},
+        {"queued.min.messages", queue_backoff ? "5000" : "10000"},
         {"queued.max.messages.kbytes", "32768"},
         {"fetch.max.bytes", "4194304"},
         {"max.partition.fetch.bytes", "65536"},
@@ -413,26 +510,30 @@ size_t kafka_consumer_defaults(int rdkafka_version, struct kafka_default *out, s
     return n;
 }
 
+/* The value of a librdkafka key in use: [kafka]'s, else the default's, else NULL. */
+static const char *fetch_setting(const struct config *cfg, const struct kafka_default *defaults,
+                                 size_t n, const char *key)
+{
+    const char *set = config_kafka_get(cfg, key);
+    for (size_t i = 0; !set && i < n; i++)
+        if (strcmp(defaults[i].key, key) == 0)
+            set = defaults[i].value;
+    return set;
+}
+
 /* What the fetcher runs with, configured or by default: an operator comparing speed or memory
  * needs these and the library's version. */
 static void log_fetch_settings(const struct config *cfg, const struct kafka_default *defaults,
-                               size_t n)
+                               size_t n, const struct fetch_nudge *fn)
 {
-    const char *value[3] = {"-", "-", "-"};
-    static const char *const keys[3] = {"queued.min.messages", "queued.max.messages.kbytes",
-                                        "fetch.queue.backoff.ms"};
-    for (int k = 0; k < 3; k++) {
-        const char *set = config_kafka_get(cfg, keys[k]);
-        for (size_t i = 0; !set && i < n; i++)
-            if (strcmp(defaults[i].key, keys[k]) == 0)
-                set = defaults[i].value;
-        if (set)
-            value[k] = set;
-    }
+    const char *min = fetch_setting(cfg, defaults, n, "queued.min.messages");
+    const char *kbytes = fetch_setting(cfg, defaults, n, "queued.max.messages.kbytes");
+    const char *backoff = fetch_setting(cfg, defaults, n, "fetch.queue.backoff.ms");
     log_info("event=kafka_fetch librdkafka=%s queued_min_messages=%s queued_max_kbytes=%s "
-             "fetch_queue_backoff_ms=%s",
-             rd_kafka_version_str(), value[0], value[1],
-             strcmp(value[2], "-") == 0 ? "unsupported" : value[2]);
+             "fetch_queue_backoff_ms=%s full_queue=%s",
+             rd_kafka_version_str(), min ? min : "library-default",
+             kbytes ? kbytes : "library-default", backoff ? backoff : "unsupported",
+             fn->enabled ? "nudge" : "backoff");
 }
 
 struct kafka_consumer *kafka_consumer_new(const struct config *cfg, struct event_base *base,
@@ -470,7 +571,12 @@ struct kafka_consumer *kafka_consumer_new(const struct config *cfg, struct event
         if (!config_kafka_get(cfg, defaults[i].key) &&
             !conf_set(conf, defaults[i].key, defaults[i].value, false, errstr, errstr_size))
             goto fail;
-    log_fetch_settings(cfg, defaults, ndefaults);
+    /* librdkafka 2.0: the service wakes the fetcher itself (nudge_fetcher) */
+    const char *min = fetch_setting(cfg, defaults, ndefaults, "queued.min.messages");
+    kc->nudge.enabled = rd_kafka_version() < KAFKA_FETCH_QUEUE_BACKOFF_SINCE &&
+                        !config_kafka_get(cfg, "fetch.queue.backoff.ms");
+    kc->nudge.queued_min = min ? atoi(min) : 100000; /* librdkafka 2.0's own default */
+    log_fetch_settings(cfg, defaults, ndefaults, &kc->nudge);
     if (!set_instance_id(kc, cfg, conf, errstr, errstr_size))
         goto fail;
     rd_kafka_conf_set_error_cb(conf, error_from_kafka);
@@ -631,6 +737,7 @@ void kafka_consumer_check_fatal(struct kafka_consumer *kc)
 bool kafka_consumer_seek(struct kafka_consumer *kc, enum reading_kind kind, int32_t partition,
                          int64_t offset)
 {
+    nudge_forget(&kc->nudge, kind, partition);
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(list, kc->topic[kind], partition)->offset = offset;
     rd_kafka_error_t *error = rd_kafka_seek_partitions(kc->rk, list, 0);
@@ -650,6 +757,11 @@ bool kafka_consumer_seek(struct kafka_consumer *kc, enum reading_kind kind, int3
 int kafka_consumer_assigned(const struct kafka_consumer *kc)
 {
     return kc->assigned;
+}
+
+unsigned long long kafka_consumer_fetch_nudges(const struct kafka_consumer *kc)
+{
+    return kc->nudge.nudges;
 }
 
 rd_kafka_t *kafka_consumer_handle(struct kafka_consumer *kc)
@@ -690,6 +802,8 @@ static void consumer_free(struct kafka_consumer *kc, bool leave_group)
         rd_kafka_topic_partition_list_destroy(kc->revoking);
     for (int k = 0; k < READING_KIND_COUNT; k++)
         free(kc->topic[k]);
+    for (int k = 0; k < READING_KIND_COUNT; k++)
+        free(kc->nudge.kind[k].next);
     free(kc);
 }
 

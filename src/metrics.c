@@ -125,6 +125,9 @@ void metrics_render(const struct metrics *m, const struct metrics_live *live, FI
     fprintf(out, "solarx_postgres_connected %d\n", live->postgres_connected);
     header(out, "solarx_consumption_paused", "gauge", "1 while backpressure pauses Kafka.");
     fprintf(out, "solarx_consumption_paused %d\n", live->paused);
+    header(out, "solarx_kafka_fetch_nudges_total", "counter",
+           "Times librdkafka 2.0's fetcher was woken after the service drained a full queue.");
+    fprintf(out, "solarx_kafka_fetch_nudges_total %llu\n", (unsigned long long)m->fetch_nudges);
     header(out, "solarx_assigned_partitions", "gauge", "Partitions assigned to this instance.");
     fprintf(out, "solarx_assigned_partitions %d\n", live->assigned_partitions);
     header(out, "solarx_partition_lag", "gauge",

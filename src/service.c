@@ -813,6 +813,8 @@ static void on_stop_timeout(evutil_socket_t fd, short what, void *arg)
 static void observe_service(void *ctx, struct readiness_state *out)
 {
     struct service *s = ctx;
+    if (s->kc) /* a counter of the consumer's, copied for /metrics */
+        s->m.fetch_nudges = kafka_consumer_fetch_nudges(s->kc);
     *out = (struct readiness_state){
         .kafka_fatal = s->kafka_fatal[0] ? s->kafka_fatal : NULL,
         .stopping = s->stopping,

@@ -32,8 +32,10 @@ struct kafka_default {
 };
 
 /* The consumer's defaults for the librdkafka it runs on (rdkafka_version as rd_kafka_version()
- * gives it): cooperative-sticky rebalancing and fetch sizes for level memory; from 2.1 on, a
- * short fetch.queue.backoff.ms with a smaller queue. Writes at most max to out; returns how many.
+ * gives it): cooperative-sticky rebalancing and fetch sizes for level memory, with
+ * queued.min.messages 10000 on librdkafka 2.0 (whose fetcher the consumer wakes itself after a
+ * full queue) and, from 2.1 on, 5000 with a short fetch.queue.backoff.ms. Writes at most max to
+ * out; returns how many.
  */
 size_t kafka_consumer_defaults(int rdkafka_version, struct kafka_default *out, size_t max);
 
@@ -116,6 +118,9 @@ const char *kafka_consumer_instance_id(const struct kafka_consumer *kc);
 
 /* Number of partitions currently assigned. */
 int kafka_consumer_assigned(const struct kafka_consumer *kc);
+
+/* How often the fetcher was woken after a full queue (librdkafka 2.0 only; kafka.c). */
+unsigned long long kafka_consumer_fetch_nudges(const struct kafka_consumer *kc);
 
 /* Leaves the group (revoke handlers run) and destroys the consumer. */
 void kafka_consumer_close(struct kafka_consumer *kc);

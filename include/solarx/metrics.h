@@ -30,6 +30,7 @@ struct metrics {
     uint64_t dead_letters[DECODE_ERROR_COUNT];
     uint64_t flushes, flush_failures, postgres_errors;
     uint64_t raw_rows[READING_KIND_COUNT];
+    uint64_t fetch_nudges; /* librdkafka 2.0's fetcher woken after a full queue (kafka.c) */
     struct metrics_histogram flush_ms;
     struct metrics_histogram flush_rows;
     int64_t last_flush_unix; /* wall clock (s) of the last committed flush; 0: none yet */

@@ -24,10 +24,11 @@ produced=$SECONDS
 
 make_database db
 group=memory-$$
+port=$(free_local_port)
 # The service's shipped defaults for the flush (config/solarx-stream.conf); at the small scale the
 # batches shrink with the backlog, so that CHECKPOINT still comes after several full batches.
 write_stream_config "$db" "$TEST_TMP/memory.conf" "$group" flush_interval_ms=1000 \
-    flush_max_readings="$(by_scale 50000 5000)"
+    flush_max_readings="$(by_scale 50000 5000)" http_listen=127.0.0.1:$port
 # Under ASan the RSS is the sanitizer allocator's (quarantine of freed blocks, size-class caches,
 # shadow memory): the bound is asserted only on an uninstrumented build; the sanitizer pass
 # still checks the data, the clean exit and the absence of reports.
@@ -35,7 +36,7 @@ asan=0
 ldd "$SOLARX_BIN" | grep -q libasan && asan=1
 start_service "$TEST_TMP/memory.conf" memory
 
-# RSS every 0.2 s with the number of messages committed to PostgreSQL. VmRSS saw-tooths (a batch
+# RSS every 0.05 s with the number of messages committed to PostgreSQL. VmRSS saw-tooths (a batch
 # is freed back to the system after each flush): each quarter is judged by its highest sample,
 # and quarters hold dozens of flushes. VmHWM, the kernel's own peak, is reported alongside.
 samples=$TEST_TMP/rss.samples
@@ -58,10 +59,11 @@ while ((n < total)); do
     fi
     [[ -z $hwm_at_half ]] && ((2 * n >= total)) && hwm_at_half=$hwm
     ((SECONDS < deadline)) || fail "not caught up after $((deadline - produced))s ($n of $total)"
-    sleep 0.2
+    sleep 0.05 # a catch-up takes ~10 s: each quarter needs its samples
 done
 hwm_end=$(awk '/^VmHWM:/ { print $2 }' "/proc/$SERVICE_PID/status")
 wait_caught_up "$db" "$group" 60
+metrics=$(curl -s --max-time 5 "http://127.0.0.1:$port/metrics") || fail "no /metrics"
 stop_service
 [[ -n $hwm_at_checkpoint ]] || fail "no sample at $CHECKPOINT messages"
 nsamples=$(wc -l <"$samples")
@@ -74,6 +76,18 @@ assert_eq "$(q "$db" "select (select count(*) from solarx_raw.home_power_reading
                              (select count(*) from solarx_raw.solar_panel_readings) || ' ' ||
                              (select count(*) from solarx_raw.battery_readings)")" \
     "$v_home $v_solar $((3 * v_battery))" "raw rows"
+
+# Every message was consumed once: waking librdkafka 2.0's fetcher by seeking (kafka.c) must
+# neither skip nor fetch anything again. On librdkafka 2.0 a backlog over queued.min.messages
+# wakes it at least once; from 2.1 on, fetch.queue.backoff.ms does that job and nothing is nudged.
+consumed=$(awk '/^solarx_messages_consumed_total/ { n += $2 } END { print n + 0 }' <<<"$metrics")
+nudges=$(awk '/^solarx_kafka_fetch_nudges_total/ { print $2 }' <<<"$metrics")
+assert_eq "$consumed" "$total" "messages consumed (solarx_messages_consumed_total)"
+if grep -q 'event=kafka_fetch .*full_queue=nudge' "$SERVICE_LOG"; then
+    ((nudges > 0)) || fail "librdkafka 2.0 and a backlog of $total: the fetcher was never nudged"
+else
+    assert_eq "$nudges" 0 "fetch nudges with fetch.queue.backoff.ms"
+fi
 
 # Throughput: from event=ready to the transaction that stored the last offsets.
 ready_ts=$(grep -m1 'event=ready' "$SERVICE_LOG" | sed -E 's/^ts=([^ ]+) .*/\1/')
@@ -89,7 +103,7 @@ read -r q1 q2 q3 q4 c2 c4 < <(awk -v total="$total" '
     END { printf "%d %d %d %d %d %d\n", peak[0], peak[1], peak[2], peak[3], count[1], count[3] }' \
     "$samples")
 
-report="messages=$total readings=$readings seconds=$seconds msgs_per_s=$rate"
+report="messages=$total readings=$readings seconds=$seconds msgs_per_s=$rate fetch_nudges=$nudges"
 report+=" rss_at_${CHECKPOINT}_kb=$rss_at_checkpoint hwm_at_${CHECKPOINT}_kb=$hwm_at_checkpoint"
 report+=" hwm_at_half_kb=$hwm_at_half hwm_end_kb=$hwm_end peak_rss_sampled_kb=$peak_rss"
 report+=" quarter_peaks_kb=$q1,$q2,$q3,$q4 samples=$nsamples"

@@ -30,7 +30,7 @@ Test(kafka_defaults, librdkafka_2_0_has_no_queue_backoff_and_the_larger_queue)
     struct kafka_default d[KAFKA_DEFAULTS_MAX];
     size_t n = kafka_consumer_defaults(0x020002ff, d, KAFKA_DEFAULTS_MAX);
     cr_assert_null(lookup(d, n, "fetch.queue.backoff.ms"));
-    cr_assert_str_eq(lookup(d, n, "queued.min.messages"), "20000");
+    cr_assert_str_eq(lookup(d, n, "queued.min.messages"), "10000");
     cr_assert_str_eq(lookup(d, n, "partition.assignment.strategy"), "cooperative-sticky");
     cr_assert_str_eq(lookup(d, n, "max.partition.fetch.bytes"), "65536");
 }
