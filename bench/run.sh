@@ -25,12 +25,12 @@ with a fresh consumer group and database, one after the other:
   solarx       solarx-stream run, config/solarx-stream.conf (the shipped config; brokers,
                conninfo, group, topics, registries and http_listen from SOLARX_* variables)
   solarx-bigq  the same with a larger librdkafka queue (queued.min.messages=100000,
-               queued.max.messages.kbytes=65536): catch-up speed bought with memory
-               (bench/README.md: librdkafka 2.0 looks at a full queue again once a second)
+               queued.max.messages.kbytes=65536): what a larger queue buys and costs
+               (bench/README.md); catch-up only
   solarx-peer-rdkafka
                the same build and shipped config run on the Python peer's librdkafka (the one
-               in its confluent-kafka wheel, 2.1 or later), where the service backs off a full
-               queue by fetch.queue.backoff.ms instead (kafka.c); catch-up only
+               in its confluent-kafka wheel, 2.1 or later), where a full queue is waited out by
+               fetch.queue.backoff.ms instead of the service's nudge (kafka.c); catch-up only
   floor-fetch  bench/floor_fetch.c: librdkafka, fetch only
   floor-copy   bench/floor_copy.c: fetch, decode (libsolarx), binary COPY into the raw tables
   python       bench/peers/python_consumer.py: confluent-kafka + psycopg, facts, de-duplication,
