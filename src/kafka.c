@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "solarx/fetch_nudge.h"
 #include "solarx/log.h"
 #include "solarx/reading.h"
 
@@ -21,20 +22,6 @@
 #define HOLD_BEFORE_PAUSE_MS 10000
 /* Test-only: raises a fatal librdkafka error this many ms after the first assignment. */
 #define TEST_FATAL_ENV "SOLARX_TEST_KAFKA_FATAL_AFTER_MS"
-
-/* The next offset the service has not consumed, per partition of each topic (-1: unknown). */
-struct fetch_partitions {
-    int64_t *next;
-    int count;
-};
-
-struct fetch_nudge {
-    bool enabled;        /* librdkafka older than 2.1 */
-    int queued_min;      /* queued.min.messages in use */
-    bool queue_was_full; /* a drain saw the queue at queued_min since the last nudge */
-    unsigned long long nudges;
-    struct fetch_partitions kind[READING_KIND_COUNT];
-};
 
 struct kafka_consumer {
     rd_kafka_t *rk;
@@ -61,78 +48,32 @@ struct kafka_consumer {
     struct fetch_nudge nudge; /* librdkafka 2.0: wakes a fetcher that stopped on a full queue */
 };
 
-/* ---- waking librdkafka 2.0's fetcher ----------------------------------------------------------
- * librdkafka 2.0 leaves a partition out of its fetches while the consumer queue holds
- * queued.min.messages, and its broker thread looks again only when something else wakes it: in a
- * catch-up, about once a second, while the service drains the queue in a fraction of that and
- * waits (bench/README.md). librdkafka 2.1 has fetch.queue.backoff.ms for it (kafka.h). On 2.0,
- * once a drain has seen the queue at the threshold and then emptied it, every partition is
- * sought to the next offset the service has not consumed: a seek is an operation on the
- * partition, which wakes its broker thread, and starts fetching exactly there (anything fetched
- * before it is discarded by librdkafka's version barrier; with the queue empty there is nothing
- * to discard). Positions are forgotten at every rebalance and seek of the owner's. */
+/* Wakes librdkafka 2.0's fetcher after a drained full queue (fetch_nudge.h says why): seeks the
+ * partitions consumed from to their next offsets. Asynchronous (timeout 0); anything fetched
+ * before the seek is dropped by librdkafka's version barrier, and the queue is empty anyway. */
+struct seek_list {
+    struct kafka_consumer *kc;
+    rd_kafka_topic_partition_list_t *list;
+};
 
-static int64_t *position_slot(struct fetch_nudge *fn, int kind, int32_t partition)
+static void add_position(void *ctx, enum reading_kind kind, int32_t partition, int64_t next)
 {
-    struct fetch_partitions *p = &fn->kind[kind];
-    if (partition < 0)
-        return NULL;
-    if (partition >= p->count) {
-        int count = partition + 1;
-        int64_t *next = realloc(p->next, (size_t)count * sizeof(*next));
-        if (!next)
-            return NULL;
-        for (int i = p->count; i < count; i++)
-            next[i] = -1;
-        p->next = next;
-        p->count = count;
-    }
-    return &p->next[partition];
-}
-
-static void nudge_note_consumed(struct fetch_nudge *fn, int kind, const rd_kafka_message_t *msg)
-{
-    if (!fn->enabled)
-        return;
-    int64_t *next = position_slot(fn, kind, msg->partition);
-    if (next)
-        *next = msg->offset + 1;
-}
-
-static void nudge_forget(struct fetch_nudge *fn, int kind, int32_t partition)
-{
-    if (kind < 0) {
-        for (int k = 0; k < READING_KIND_COUNT; k++)
-            for (int i = 0; i < fn->kind[k].count; i++)
-                fn->kind[k].next[i] = -1;
-    } else if (partition >= 0 && partition < fn->kind[kind].count) {
-        fn->kind[kind].next[partition] = -1;
-    }
-    fn->queue_was_full = false;
+    struct seek_list *sl = ctx;
+    rd_kafka_topic_partition_list_add(sl->list, sl->kc->topic[kind], partition)->offset = next;
 }
 
 static void nudge_fetcher(struct kafka_consumer *kc)
 {
-    struct fetch_nudge *fn = &kc->nudge;
-    fn->queue_was_full = false;
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(16);
-    for (int k = 0; k < READING_KIND_COUNT; k++)
-        for (int i = 0; i < fn->kind[k].count; i++)
-            if (fn->kind[k].next[i] >= 0)
-                rd_kafka_topic_partition_list_add(list, kc->topic[k], i)->offset =
-                    fn->kind[k].next[i];
-    if (list->cnt > 0) {
-        rd_kafka_error_t *error = rd_kafka_seek_partitions(kc->rk, list, 0);
-        if (error) {
-            log_debug("event=fetch_nudge_failed msg=\"%s\"", rd_kafka_error_string(error));
-            rd_kafka_error_destroy(error);
-        } else {
-            fn->nudges++;
-            log_debug("event=fetch_nudged partitions=%d nudges=%llu", list->cnt,
-                      (unsigned long long)fn->nudges);
-        }
+    struct seek_list sl = {kc, rd_kafka_topic_partition_list_new(16)};
+    fetch_nudge_each(&kc->nudge, add_position, &sl);
+    rd_kafka_error_t *error = rd_kafka_seek_partitions(kc->rk, sl.list, 0);
+    if (error) {
+        log_debug("event=fetch_nudge_failed msg=\"%s\"", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    } else {
+        log_debug("event=fetch_nudged partitions=%d nudges=%llu", sl.list->cnt, kc->nudge.nudges);
     }
-    rd_kafka_topic_partition_list_destroy(list);
+    rd_kafka_topic_partition_list_destroy(sl.list);
 }
 
 static void log_from_kafka(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -225,7 +166,7 @@ static void end_revoke(struct kafka_consumer *kc)
     rd_kafka_resp_err_t eager_err = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (!partitions)
         return;
-    nudge_forget(&kc->nudge, -1, -1);
+    fetch_nudge_forget(&kc->nudge, -1, -1);
     kc->handlers.on_unassigned(kc->handlers.opaque, partitions);
     if (kc->cooperative)
         error = rd_kafka_incremental_unassign(kc->rk, partitions);
@@ -255,7 +196,7 @@ static void rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t eager_err = RD_KAFKA_RESP_ERR_NO_ERROR;
 
-    nudge_forget(&kc->nudge, -1, -1);
+    fetch_nudge_forget(&kc->nudge, -1, -1);
     if (kc->revoking) {
         log_warn("event=revoke_overtaken count=%d msg=\"a rebalance came before the revoked "
                  "partitions' data was written: they go now\"",
@@ -301,13 +242,12 @@ static void drain_turn(struct kafka_consumer *kc, int *delivered)
 {
     if (kc->held && !kc->paused)
         return; /* kafka_consumer_hold(false) drains again */
-    struct fetch_nudge *fn = &kc->nudge;
-    if (fn->enabled && !kc->paused && rd_kafka_queue_length(kc->queue) >= (size_t)fn->queued_min)
-        fn->queue_was_full = true;
+    if (kc->nudge.enabled && !kc->paused)
+        fetch_nudge_saw_queue(&kc->nudge, rd_kafka_queue_length(kc->queue));
     for (int n = 0; n < DRAIN_BUDGET; n++) {
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(kc->rk, 0);
         if (!msg) {
-            if (fn->queue_was_full && !kc->paused && !kc->closing)
+            if (!kc->paused && !kc->closing && fetch_nudge_due(&kc->nudge))
                 nudge_fetcher(kc);
             return;
         }
@@ -323,7 +263,7 @@ static void drain_turn(struct kafka_consumer *kc, int *delivered)
             int kind = reading_kind_of_topic(kc->topic, rd_kafka_topic_name(msg->rkt));
             if (kind >= 0) {
                 kc->handlers.on_message(kc->handlers.opaque, (enum reading_kind)kind, msg);
-                nudge_note_consumed(&kc->nudge, kind, msg);
+                fetch_nudge_consumed(&kc->nudge, kind, msg->partition, msg->offset);
                 (*delivered)++;
             }
         }
@@ -573,9 +513,10 @@ struct kafka_consumer *kafka_consumer_new(const struct config *cfg, struct event
             goto fail;
     /* librdkafka 2.0: the service wakes the fetcher itself (nudge_fetcher) */
     const char *min = fetch_setting(cfg, defaults, ndefaults, "queued.min.messages");
-    kc->nudge.enabled = rd_kafka_version() < KAFKA_FETCH_QUEUE_BACKOFF_SINCE &&
-                        !config_kafka_get(cfg, "fetch.queue.backoff.ms");
-    kc->nudge.queued_min = min ? atoi(min) : 100000; /* librdkafka 2.0's own default */
+    fetch_nudge_init(&kc->nudge,
+                     rd_kafka_version() < KAFKA_FETCH_QUEUE_BACKOFF_SINCE &&
+                         !config_kafka_get(cfg, "fetch.queue.backoff.ms"),
+                     min ? (size_t)strtoul(min, NULL, 10) : 100000); /* 2.0's own default */
     log_fetch_settings(cfg, defaults, ndefaults, &kc->nudge);
     if (!set_instance_id(kc, cfg, conf, errstr, errstr_size))
         goto fail;
@@ -737,7 +678,7 @@ void kafka_consumer_check_fatal(struct kafka_consumer *kc)
 bool kafka_consumer_seek(struct kafka_consumer *kc, enum reading_kind kind, int32_t partition,
                          int64_t offset)
 {
-    nudge_forget(&kc->nudge, kind, partition);
+    fetch_nudge_forget(&kc->nudge, kind, partition);
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(list, kc->topic[kind], partition)->offset = offset;
     rd_kafka_error_t *error = rd_kafka_seek_partitions(kc->rk, list, 0);
@@ -802,8 +743,7 @@ static void consumer_free(struct kafka_consumer *kc, bool leave_group)
         rd_kafka_topic_partition_list_destroy(kc->revoking);
     for (int k = 0; k < READING_KIND_COUNT; k++)
         free(kc->topic[k]);
-    for (int k = 0; k < READING_KIND_COUNT; k++)
-        free(kc->nudge.kind[k].next);
+    fetch_nudge_free(&kc->nudge);
     free(kc);
 }
 
