@@ -21,13 +21,14 @@
  * The window cache learns the flush's window states only after COMMIT; a failed flush forgets
  * its windows from it, so that the retry reads them from PostgreSQL.
  * What is decided without PostgreSQL (lock order, the merge, raw rows, retention, partition
- * days) is flush_plan.c; every statement is declared in statements.c; the connection is spoken
- * to through pgwire.h (libpq, or a test's recording fake). */
+ * days) is flush_plan.c; every statement is declared in statements.c; the queries in flight, their
+ * results and the COPY go through the db pipeline (dbpipe.h), over pgwire.h (libpq, or a test's
+ * recording fake): this file reads only the columns of the results its handlers are given. */
 #include "solarx/flush.h"
 
 #include <errno.h>
-#include <stddef.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,28 +54,17 @@ enum raw_step { RAW_SAVEPOINT, RAW_COPY, RAW_ROLLBACK, RAW_INSERT, RAW_COMMIT };
  * the last: neither the flusher nor libpq holds more of it (a kind's rows were ~8 MB). */
 #define COPY_CHUNK (256 * 1024)
 
-/* A query of the phase's pipeline: its statement and where its result goes. */
-struct pending_query {
-    enum stmt_id stmt;
-    db_result_fn on_result; /* NULL: the result is not read */
-    void *ctx;
-    const char *what; /* names a bad result in the error ("dimensions"), or NULL */
-};
-
-#define MAX_QUERIES 40
 #define SCRATCH_ARRAYS (2 * STMT_MAX_PARAMS)
 
 struct flusher {
+    struct db_pipeline *db;  /* the connection lent, its queries in flight, the flush's error */
     struct db_pipe pipe;     /* the flusher's own queries */
     struct db_pipe dim_pipe; /* dimsync's queries */
     const struct config *cfg;
     const struct clock_zone *zone;
     char *offsets_group;
     const struct claims *claims; /* borrowed: epochs the offsets are stored under */
-    bool fenced;                 /* this flush was refused: partitions claimed by another owner */
-    bool stale;   /* this flush failed because windows it held were written by another writer */
-    PGconn *conn; /* lent by its owner, who closes it; NULL: none */
-    const struct pgwire *wire;       /* how conn is spoken to: libpq, or a test's fake */
+    bool stale; /* this flush failed because windows it held were written by another writer */
     const struct registry *registry; /* borrowed; NULL: no registries */
     bool registry_dirty;             /* not yet written since it was set */
     bool flushing_registry;          /* this flush writes it */
@@ -88,18 +78,11 @@ struct flusher {
     int64_t new_row_version; /* the version the fact rows this flush inserts start at */
     int cache_bypass;        /* flushes left that read every window (after a stale one) */
 
-    struct pending_query queries[MAX_QUERIES];
-    int query_count; /* sent in this phase */
-    int query_index; /* whose results are being read */
-    bool want_write;
-    bool failed;
-
     /* Days whose raw partitions are known to exist. Forgetting one only costs asking again. */
     struct flush_known_days known_days;
     struct flush_retention retention;
     int32_t *pending_days; /* the days this flush ensures partitions for, sorted, distinct */
     size_t pending_day_count, pending_days_cap;
-    char sqlstate[6]; /* of the flush's first error; "" when none came with one */
 
     struct copybinary copy;           /* phase C: the next chunk of the raw rows of raw_kind */
     struct flush_raw_cursor raw_rows; /* phase C: the rows of raw_kind not yet in a chunk */
@@ -112,7 +95,6 @@ struct flusher {
     struct pgarray arrays[SCRATCH_ARRAYS];
     struct timespec started;
     struct flush_stats stats;
-    char error[1024];
 };
 
 #define UNIQUE_VIOLATION_SQLSTATE "23505"
@@ -136,6 +118,7 @@ static bool pipe_send(struct db_pipe *pipe, enum stmt_id stmt, const char *const
                       db_result_fn on_result, void *ctx);
 static bool dim_pipe_send(struct db_pipe *pipe, enum stmt_id stmt, const char *const *values,
                           db_result_fn on_result, void *ctx);
+static const char *failure_name(void *ctx, enum stmt_id stmt);
 
 struct flusher *flusher_new(const struct config *cfg, const struct clock_zone *zone,
                             const char *offsets_group)
@@ -151,8 +134,13 @@ struct flusher *flusher_new(const struct config *cfg, const struct clock_zone *z
         free(f);
         return NULL;
     }
+    f->db = db_pipeline_new(failure_name, f);
+    if (!f->db) {
+        window_cache_free(f->cache);
+        free(f);
+        return NULL;
+    }
     f->offsets_group = offsets_group ? strdup(offsets_group) : NULL;
-    f->wire = &pgwire_libpq;
     f->pipe.send = pipe_send;
     f->dim_pipe.send = dim_pipe_send;
     return f;
@@ -180,6 +168,7 @@ void flusher_destroy(struct flusher *f)
     for (int i = 0; i < SCRATCH_ARRAYS; i++)
         pgarray_free(&f->arrays[i]);
     copybinary_free(&f->copy);
+    db_pipeline_free(f->db);
     free(f->offsets_group);
     free(f);
 }
@@ -207,31 +196,22 @@ bool flusher_attach(struct flusher *f, PGconn *conn)
 
 bool flusher_attach_wire(struct flusher *f, PGconn *conn, const struct pgwire *wire)
 {
-    f->wire = wire;
-    f->conn = conn;
-    /* Both are no-ops on a connection already in non-blocking pipeline mode (the db session's). */
-    if (f->wire->set_nonblocking(conn, 1) != 0 || f->wire->enter_pipeline_mode(conn) != 1) {
-        snprintf(f->error, sizeof(f->error), "postgres: cannot enter pipeline mode: %s",
-                 f->wire->error_message(conn));
-        f->conn = NULL;
-        return false;
-    }
-    return true;
+    return db_pipeline_attach(f->db, conn, wire);
 }
 
 void flusher_detach(struct flusher *f)
 {
-    f->conn = NULL;
+    db_pipeline_detach(f->db);
 }
 
 PGconn *flusher_conn(const struct flusher *f)
 {
-    return f->conn;
+    return db_pipeline_conn(f->db);
 }
 
 bool flusher_wants_write(const struct flusher *f)
 {
-    return f->want_write;
+    return db_pipeline_wants_write(f->db);
 }
 
 int64_t flusher_raw_horizon(const struct flusher *f)
@@ -246,12 +226,12 @@ const struct flush_stats *flusher_stats(const struct flusher *f)
 
 const char *flusher_error(const struct flusher *f)
 {
-    return f->error;
+    return db_pipeline_error(f->db)->text;
 }
 
 const char *flusher_sqlstate(const struct flusher *f)
 {
-    return f->sqlstate;
+    return db_pipeline_error(f->db)->sqlstate;
 }
 
 enum flush_failure flush_classify_sqlstate(const char *sqlstate)
@@ -289,7 +269,7 @@ bool flusher_stale(const struct flusher *f)
 
 enum flush_failure flusher_failure(const struct flusher *f)
 {
-    return flush_classify_sqlstate(f->sqlstate);
+    return flush_classify_sqlstate(flusher_sqlstate(f));
 }
 
 const char *flush_failure_name(enum flush_failure failure)
@@ -305,16 +285,11 @@ const char *flush_failure_name(enum flush_failure failure)
     return "unknown";
 }
 
-/* Records the first error of this flush (with the query that failed, when known). */
+/* Records the first error of this flush in the pipeline's error record (which also holds the
+ * failures of its statements). */
 static void set_error(struct flusher *f, const char *what, const char *detail)
 {
-    if (f->failed)
-        return;
-    f->failed = true;
-    char clean[768];
-    snprintf(clean, sizeof(clean), "%s", detail ? detail : "");
-    clean[strcspn(clean, "\n")] = '\0';
-    snprintf(f->error, sizeof(f->error), "postgres: %s: %s", what, clean);
+    (void)db_pipeline_fail(f->db, NULL, what, detail);
 }
 
 /* The flush's windows leave the cache: what it holds of them may be what made the flush fail
@@ -329,14 +304,14 @@ static void forget_cached_windows(struct flusher *f)
  * closes it, and the server rolls the transaction back. */
 static enum flush_progress fail_flush(struct flusher *f)
 {
+    bool fenced = strcmp(flusher_sqlstate(f), FENCED_SQLSTATE) == 0;
     forget_cached_windows(f);
-    f->conn = NULL;
-    f->want_write = false;
+    db_pipeline_detach(f->db);
     f->copy_streaming = false;
     /* Partitions may have been dropped meanwhile (retention, an operator): ask again. */
     f->known_days.count = 0;
     release_flush(f);
-    return f->fenced ? FLUSH_FENCED : FLUSH_FAILED;
+    return fenced ? FLUSH_FENCED : FLUSH_FAILED;
 }
 
 static void add_key(struct pgarray *a, int64_t key)
@@ -353,51 +328,20 @@ static struct pgarray *arr(struct flusher *f, int i)
     return &f->arrays[i];
 }
 
-static bool send_query(struct flusher *f, enum stmt_id stmt, const char *const *values,
-                       db_result_fn on_result, void *ctx, const char *what)
-{
-    if (f->query_count >= MAX_QUERIES) {
-        set_error(f, "internal", "too many queries in one pipeline");
-        return false;
-    }
-    const struct stmt_def *s = stmt_get(stmt);
-    if (!f->wire->send_query(f->conn, s->sql, (int)s->nparams, values)) {
-        set_error(f, "sending a query", f->wire->error_message(f->conn));
-        return false;
-    }
-    f->queries[f->query_count++] = (struct pending_query){stmt, on_result, ctx, what};
-    return true;
-}
-
+/* The flusher's queries and dimsync's go into the same pipeline; a result dimsync refuses is
+ * named "dimensions" in the error. */
 static bool pipe_send(struct db_pipe *pipe, enum stmt_id stmt, const char *const *values,
                       db_result_fn on_result, void *ctx)
 {
     struct flusher *f = (struct flusher *)((char *)pipe - offsetof(struct flusher, pipe));
-    return send_query(f, stmt, values, on_result, ctx, NULL);
+    return db_pipeline_send(f->db, stmt, values, on_result, ctx, NULL);
 }
 
 static bool dim_pipe_send(struct db_pipe *pipe, enum stmt_id stmt, const char *const *values,
                           db_result_fn on_result, void *ctx)
 {
     struct flusher *f = (struct flusher *)((char *)pipe - offsetof(struct flusher, dim_pipe));
-    return send_query(f, stmt, values, on_result, ctx, "dimensions");
-}
-
-/* Ends the phase's pipeline and pushes what libpq buffered. */
-static bool sync_and_flush(struct flusher *f)
-{
-    if (f->wire->pipeline_sync(f->conn) != 1) {
-        set_error(f, "pipeline sync", f->wire->error_message(f->conn));
-        return false;
-    }
-    int rc = f->wire->flush(f->conn);
-    if (rc < 0) {
-        set_error(f, "sending", f->wire->error_message(f->conn));
-        return false;
-    }
-    f->want_write = rc == 1;
-    f->query_index = 0;
-    return true;
+    return db_pipeline_send(f->db, stmt, values, on_result, ctx, "dimensions");
 }
 
 static bool parse_fixed(PGresult *res, int row, int col, fixed_t *out)
@@ -497,15 +441,12 @@ static bool take_facts_written(struct flusher *f, PGresult *res, int kind)
              "changed by another writer since this flusher read or cached them; the flush is "
              "retried with them read again, and the next flushes read every window\"",
              reading_kind_name(kind), stale, CACHE_BYPASS_FLUSHES);
-    if (!f->failed) {
-        snprintf(f->sqlstate, sizeof(f->sqlstate), "%s", STALE_SQLSTATE);
-        f->stale = true;
-    }
     char detail[160];
     snprintf(detail, sizeof(detail),
              "%zu %s fact rows were changed by another writer (version mismatch)", stale,
              reading_kind_name(kind));
-    set_error(f, "window merge", detail);
+    if (db_pipeline_fail(f->db, STALE_SQLSTATE, "window merge", detail))
+        f->stale = true;
     return true;
 }
 
@@ -567,7 +508,6 @@ static bool send_lock_and_read(struct flusher *f)
     }
     free(locks);
 
-    f->query_count = 0;
     const char *locks_values[P_LOCK_WINDOWS_COUNT] = {
         [P_LOCK_WINDOWS_CLASSES] = pgarray_finish(classes),
         [P_LOCK_WINDOWS_OBJECTS] = pgarray_finish(objects),
@@ -605,7 +545,7 @@ static bool send_lock_and_read(struct flusher *f)
         if (!db_send(&f->pipe, STMT_STORED_HOME_WINDOWS + kind, keys, take_stored[kind], f))
             return false;
     }
-    return sync_and_flush(f);
+    return db_sync(f->db);
 }
 
 static bool observe_battery(void *ctx, size_t index, const struct reading *r, char *errstr,
@@ -837,7 +777,7 @@ static bool send_window_states(struct flusher *f, int kind)
         [READING_SOLAR] = take_solar_facts_written,
         [READING_BATTERY] = take_battery_facts_written,
     };
-    return send_query(f, stmt, values, take_written[kind], f, NULL);
+    return db_send(&f->pipe, stmt, values, take_written[kind], f);
 }
 
 static bool send_dead_letters(struct flusher *f)
@@ -911,7 +851,6 @@ static bool send_writes(struct flusher *f)
     }
     if (!merge_batch(f, &max_ts))
         return false;
-    f->query_count = 0;
     bool ok = dimsync_send_dimension_writes(f->dims, &f->dim_pipe, f->arrays);
     if (ok && f->stats.accepted > 0) {
         ok = retention(f, max_ts) && send_partitions_and_dates(f);
@@ -920,33 +859,29 @@ static bool send_writes(struct flusher *f)
     }
     ok = ok && dimsync_send_repoints(f->dims, &f->dim_pipe, f->arrays) && send_dead_letters(f) &&
          send_offsets(f);
-    return ok && sync_and_flush(f);
+    return ok && db_sync(f->db);
 }
 
 /* ---- phase C: raw rows and COMMIT, one command at a time ---------------------------------- */
 
-/* Pushes what libpq buffered; the rest when the socket is writable (want_write). */
-static bool push(struct flusher *f)
+/* The rows a raw COPY or INSERT stored. */
+static bool take_raw_inserted(void *ctx, PGresult *res, char *errstr, size_t size)
 {
-    int rc = f->wire->flush(f->conn);
-    if (rc < 0) {
-        set_error(f, "sending", f->wire->error_message(f->conn));
-        return false;
-    }
-    f->want_write = rc == 1;
+    struct flusher *f = ctx;
+    f->stats.raw_inserted[f->raw_kind] += command_rows(res);
     return true;
 }
 
+/* Sends the command of step (a COPY starts: its rows follow on DB_IO_COPY_IN). */
 static bool raw_send(struct flusher *f, enum raw_step step, enum stmt_id stmt,
                      const char *const *values)
 {
-    const struct stmt_def *s = stmt_get(stmt);
-    if (!f->wire->send_query(f->conn, s->sql, (int)s->nparams, values)) {
-        set_error(f, "sending a query", f->wire->error_message(f->conn));
-        return false;
-    }
-    f->raw_step = step;
-    return push(f);
+    bool sent = step == RAW_COPY     ? db_copy_start(f->db, stmt, take_raw_inserted, f)
+                : step == RAW_INSERT ? db_command(f->db, stmt, values, take_raw_inserted, f)
+                                     : db_command(f->db, stmt, values, NULL, NULL);
+    if (sent)
+        f->raw_step = step;
+    return sent;
 }
 
 /* What the command of raw_step is, for errors: "raw copy battery", "commit", ... */
@@ -996,10 +931,8 @@ static bool raw_next_kind(struct flusher *f)
 
 static bool start_raw(struct flusher *f)
 {
-    if (f->wire->exit_pipeline_mode(f->conn) != 1) {
-        set_error(f, "leaving pipeline mode", f->wire->error_message(f->conn));
+    if (!db_leave_pipeline(f->db))
         return false;
-    }
     f->phase = PHASE_RAW;
     f->raw_kind = -1;
     return raw_next_kind(f);
@@ -1021,38 +954,26 @@ static bool send_raw_insert(struct flusher *f)
 }
 
 /* The COPY takes rows: the chunk in hand, then the next ones while the socket takes them (the
- * rest when it is writable again: raw_on_io), then the end. An error of the server (such as a
+ * rest when it is writable again: raw_take), then the end. An error of the server (such as a
  * stored row) waits in libpq's input until the end: it is the COPY's result. */
 static bool stream_copy_rows(struct flusher *f)
 {
-    while (!f->want_write) {
+    while (!db_pipeline_wants_write(f->db)) {
         if (f->copy.len > 0) {
-            int rc = f->wire->put_copy_data(f->conn, (const char *)f->copy.buf, (int)f->copy.len);
-            if (rc == 0) { /* libpq's buffer cannot grow now: when the socket is writable */
-                f->want_write = true;
-                return true;
-            }
-            if (rc < 0) {
-                set_error(f, "raw copy", f->wire->error_message(f->conn));
-                return false;
-            }
-            copybinary_reset(&f->copy); /* libpq has it */
+            enum db_copy rc = db_copy_put(f->db, f->copy.buf, f->copy.len);
+            if (rc != DB_COPY_TAKEN)
+                return rc == DB_COPY_FULL; /* full: the chunk when the socket is writable */
+            copybinary_reset(&f->copy);    /* libpq has it */
         }
         if (f->raw_rows.done) {
-            int rc = f->wire->put_copy_end(f->conn, NULL);
-            if (rc == 0) { /* the same: the end when the socket is writable */
-                f->want_write = true;
-                return true;
-            }
-            if (rc < 0) {
-                set_error(f, "raw copy", f->wire->error_message(f->conn));
-                return false;
-            }
+            enum db_copy rc = db_copy_end(f->db);
+            if (rc != DB_COPY_TAKEN)
+                return rc == DB_COPY_FULL; /* the same: the end when the socket is writable */
             f->copy_streaming = false;
-            return push(f);
+            return true;
         }
         fill_copy_chunk(f);
-        if (!push(f))
+        if (!db_pipeline_push(f->db))
             return false;
     }
     return true;
@@ -1152,14 +1073,11 @@ enum flush_progress flusher_start(struct flusher *f, struct batch *b)
         set_error(f, "internal", "a flush is already in progress");
         return FLUSH_FAILED;
     }
-    f->failed = false;
-    f->fenced = false;
+    db_pipeline_clear_error(f->db);
     f->stale = false;
-    f->error[0] = '\0';
-    f->sqlstate[0] = '\0';
     memset(&f->stats, 0, sizeof(f->stats));
     clock_gettime(CLOCK_MONOTONIC, &f->started);
-    if (!f->conn) {
+    if (!db_pipeline_conn(f->db)) {
         set_error(f, "connection", "not connected");
         return FLUSH_FAILED;
     }
@@ -1184,17 +1102,6 @@ enum flush_progress flusher_start(struct flusher *f, struct batch *b)
     return FLUSH_BUSY;
 }
 
-/* An error result: the flush fails with it (the first one's SQLSTATE is kept). */
-static void note_failure(struct flusher *f, const char *what, PGresult *res)
-{
-    if (!f->failed) {
-        const char *state = f->wire->result_error_field(res, PG_DIAG_SQLSTATE);
-        snprintf(f->sqlstate, sizeof(f->sqlstate), "%s", state ? state : "");
-        f->fenced = strcmp(f->sqlstate, FENCED_SQLSTATE) == 0;
-    }
-    set_error(f, what, f->wire->result_error_message(res));
-}
-
 /* What a failed statement of phases A and B was doing, for the error. */
 static const char *failure_context(enum stmt_id stmt)
 {
@@ -1212,119 +1119,76 @@ static const char *failure_context(enum stmt_id stmt)
     }
 }
 
-/* Handles one result of the current phase: an error fails the flush, a result goes to the
- * handler its query carries. */
-static void take_result(struct flusher *f, PGresult *res)
+/* Names a failed statement for the pipeline's error record: the raw step in phase C, else what
+ * the statement was doing (STMT_COUNT: a failure no query accounts for). */
+static const char *failure_name(void *ctx, enum stmt_id stmt)
 {
-    ExecStatusType st = PQresultStatus(res);
-    int q = f->query_index;
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        note_failure(f,
-                     q < f->query_count                ? failure_context(f->queries[q].stmt)
-                     : f->phase == PHASE_LOCK_AND_READ ? "locking windows"
-                                                       : "flush",
-                     res);
-        return;
-    }
-    if (f->failed || q >= f->query_count || !f->queries[q].on_result)
-        return;
-    const struct pending_query *query = &f->queries[q];
-    char error[512] = "";
-    if (!query->on_result(query->ctx, res, error, sizeof(error)))
-        set_error(f, query->what ? query->what : stmt_get(query->stmt)->name, error);
+    struct flusher *f = ctx;
+    if (f->phase == PHASE_RAW)
+        return raw_step_name(f);
+    if (stmt == STMT_COUNT)
+        return f->phase == PHASE_LOCK_AND_READ ? "locking windows" : "flush";
+    return failure_context(stmt);
+}
+
+/* The COPY failed because a raw row of the kind is already stored: not a failure of the flush,
+ * the kind's rows go through INSERT ... ON CONFLICT DO NOTHING (raw_advance). */
+static bool copy_met_stored_row(struct flusher *f)
+{
+    const struct db_error *e = db_pipeline_error(f->db);
+    if (f->raw_step != RAW_COPY || e->stmt != (enum stmt_id)(STMT_COPY_HOME_RAW + f->raw_kind) ||
+        strcmp(e->sqlstate, UNIQUE_VIOLATION_SQLSTATE) != 0)
+        return false;
+    db_pipeline_clear_error(f->db);
+    f->raw_conflict = true; /* rolled back to the savepoint by raw_advance */
+    return true;
 }
 
 static enum flush_progress finish_commit(struct flusher *f);
 
-/* Phase C: reads the results of the command in flight and sends the next one. */
-static enum flush_progress raw_on_io(struct flusher *f)
+/* Phase C: what the pipeline tells of the command in flight; sends the next one. */
+static enum flush_progress raw_take(struct flusher *f, enum db_io io)
 {
-    if (f->copy_streaming) {
-        if (!stream_copy_rows(f))
-            return fail_flush(f);
-        if (f->copy_streaming)
-            return FLUSH_BUSY; /* the rest of the rows when the socket is writable */
-    }
     for (;;) {
-        if (f->wire->is_busy(f->conn))
+        switch (io) {
+        case DB_IO_MORE:
             return FLUSH_BUSY;
-        PGresult *res = f->wire->get_result(f->conn);
-        if (!res) { /* the command is complete */
-            if (f->failed)
+        case DB_IO_COPY_IN:
+            f->copy_streaming = true;
+            if (!stream_copy_rows(f))
                 return fail_flush(f);
+            if (f->copy_streaming)
+                return FLUSH_BUSY; /* the rest of the rows when the socket is writable */
+            break;
+        case DB_IO_FAILED:
+            if (!copy_met_stored_row(f) || !raw_advance(f))
+                return fail_flush(f);
+            break;
+        case DB_IO_DONE:
             if (f->raw_step == RAW_COMMIT)
                 return finish_commit(f);
             if (!raw_advance(f))
                 return fail_flush(f);
-            continue;
+            break;
+        case DB_IO_SYNCED:
+            set_error(f, "internal", "raw rows out of step");
+            return fail_flush(f);
         }
-        ExecStatusType st = PQresultStatus(res);
-        if (st == PGRES_COPY_IN) {
-            PQclear(res);
-            if (f->raw_step != RAW_COPY) {
-                set_error(f, "internal", "COPY out of step");
-                return fail_flush(f);
-            }
-            f->copy_streaming = true;
-            return raw_on_io(f);
-        }
-        if (st == PGRES_COMMAND_OK) {
-            if (f->raw_step == RAW_COPY || f->raw_step == RAW_INSERT)
-                f->stats.raw_inserted[f->raw_kind] += strtoul(PQcmdTuples(res), NULL, 10);
-        } else {
-            const char *state = f->wire->result_error_field(res, PG_DIAG_SQLSTATE);
-            if (f->raw_step == RAW_COPY && !f->failed && state &&
-                strcmp(state, UNIQUE_VIOLATION_SQLSTATE) == 0)
-                f->raw_conflict = true; /* rolled back to the savepoint by raw_advance */
-            else
-                note_failure(f, raw_step_name(f), res);
-        }
-        PQclear(res);
+        io = db_pipeline_read(f->db);
     }
 }
 
-enum flush_progress flusher_on_io(struct flusher *f)
+/* Phases A and B: once the phase's pipeline is complete, the next phase. */
+static enum flush_progress take_io(struct flusher *f, enum db_io io)
 {
-    if (f->phase == PHASE_IDLE || !f->conn)
-        return FLUSH_FAILED;
-    if (f->want_write) {
-        int rc = f->wire->flush(f->conn);
-        if (rc < 0) {
-            set_error(f, "sending", f->wire->error_message(f->conn));
-            return fail_flush(f);
-        }
-        f->want_write = rc == 1;
-    }
-    if (!f->wire->consume_input(f->conn)) {
-        set_error(f, "connection", f->wire->error_message(f->conn));
-        return fail_flush(f);
-    }
     if (f->phase == PHASE_RAW)
-        return raw_on_io(f);
-    for (;;) {
-        if (f->wire->is_busy(f->conn))
-            return FLUSH_BUSY;
-        PGresult *res = f->wire->get_result(f->conn);
-        if (!res) {
-            f->query_index++; /* the end of one query's results */
-            if (f->query_index > f->query_count + 1) {
-                set_error(f, "connection", "pipeline out of step");
-                return fail_flush(f);
-            }
-            continue;
-        }
-        ExecStatusType st = PQresultStatus(res);
-        if (st == PGRES_PIPELINE_SYNC) {
-            PQclear(res);
-            break;
-        }
-        if (st != PGRES_PIPELINE_ABORTED)
-            take_result(f, res);
-        PQclear(res);
-    }
-    /* The phase's pipeline is complete. */
-    if (f->failed)
+        return raw_take(f, io);
+    if (io == DB_IO_MORE)
+        return FLUSH_BUSY;
+    if (io != DB_IO_SYNCED) {
+        set_error(f, "connection", "pipeline out of step"); /* unless the pipeline said why */
         return fail_flush(f);
+    }
     if (f->phase == PHASE_LOCK_AND_READ) {
         f->phase = PHASE_WRITE;
         if (!send_writes(f))
@@ -1334,11 +1198,17 @@ enum flush_progress flusher_on_io(struct flusher *f)
     return start_raw(f) ? FLUSH_BUSY : fail_flush(f);
 }
 
+enum flush_progress flusher_on_io(struct flusher *f)
+{
+    if (f->phase == PHASE_IDLE || !db_pipeline_conn(f->db))
+        return FLUSH_FAILED;
+    return take_io(f, db_pipeline_on_io(f->db));
+}
+
 /* COMMIT succeeded: what the flush learnt is kept; the connection is ready for the next one. */
 static enum flush_progress finish_commit(struct flusher *f)
 {
-    if (f->wire->enter_pipeline_mode(f->conn) != 1) {
-        set_error(f, "entering pipeline mode", f->wire->error_message(f->conn));
+    if (!db_enter_pipeline(f->db)) {
         fail_flush(f);
         return FLUSH_FAILED; /* committed, yet the connection is gone: nothing is lost */
     }
@@ -1373,8 +1243,8 @@ enum flush_progress flusher_run_blocking(struct flusher *f)
     while (p == FLUSH_BUSY) {
         if (ms_since(&t0) > FLUSH_DEADLINE_MS)
             return flusher_abort(f, "no answer from PostgreSQL within the flush deadline");
-        struct pollfd pfd = {.fd = f->wire->socket(f->conn),
-                             .events = POLLIN | (f->want_write ? POLLOUT : 0)};
+        struct pollfd pfd = {.fd = db_pipeline_socket(f->db),
+                             .events = POLLIN | (db_pipeline_wants_write(f->db) ? POLLOUT : 0)};
         int rc = poll(&pfd, 1, 1000);
         if (rc < 0 && errno != EINTR) {
             set_error(f, "poll", strerror(errno));
