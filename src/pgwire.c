@@ -1,4 +1,4 @@
-/* The flusher's connection calls as libpq makes them (pgwire.h). */
+/* The db pipeline's connection calls as libpq makes them (pgwire.h). */
 #include "solarx/pgwire.h"
 
 static int send_query(PGconn *conn, const char *sql, int nparams, const char *const *values)

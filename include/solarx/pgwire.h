@@ -1,9 +1,9 @@
-/* The libpq calls the flusher makes on the connection it is lent, as a table of functions (none
- * closes it: its owner does, see flusher_attach): libpq's own
- * (pgwire_libpq) in the service, a recording fake in unit tests, which replays canned results
- * (built with PQmakeEmptyPGresult / PQsetResultAttrs / PQsetvalue) so that the flush's planning,
- * merging and statements are tested without PostgreSQL. Each entry has the contract of the libpq
- * function it is named after. */
+/* The libpq calls the db pipeline (dbpipe.h) makes on the connection it is lent, as a table of
+ * functions (none closes it: its owner does, see flusher_attach): libpq's own (pgwire_libpq) in
+ * the service, a recording fake in unit tests, which replays canned results (built with
+ * PQmakeEmptyPGresult / PQsetResultAttrs / PQsetvalue) so that the pipeline, and the flush's
+ * planning, merging and statements, are tested without PostgreSQL. Each entry has the contract
+ * of the libpq function it is named after. */
 #ifndef SOLARX_PGWIRE_H
 #define SOLARX_PGWIRE_H
 
