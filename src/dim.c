@@ -147,7 +147,7 @@ static int reserve(struct dim_history *h, size_t want)
 {
     if (want <= h->capacity)
         return 0;
-    size_t cap = h->capacity ? h->capacity : 4;
+    size_t cap = h->capacity ? h->capacity : 1; /* most histories hold one version */
     while (cap < want)
         cap *= 2;
     struct dim_version *v = realloc(h->versions, cap * sizeof(*v));
@@ -228,6 +228,38 @@ static ptrdiff_t last_starting_at_or_before(const struct dim_history *h, int64_t
             hi = mid;
     }
     return (ptrdiff_t)lo - 1;
+}
+
+/* Index of the version starting exactly at start, or -1. */
+static ptrdiff_t version_starting_at(const struct dim_history *h, int64_t start)
+{
+    ptrdiff_t i = last_starting_at_or_before(h, start);
+    return i >= 0 && h->versions[i].start == start ? i : -1;
+}
+
+bool dim_history_row_unchanged(const struct dim_history *stored, const struct dim_history *h,
+                               size_t i)
+{
+    if (i >= h->count || stored->kind != h->kind || stored->home_id != h->home_id ||
+        stored->device_id != h->device_id)
+        return false;
+    ptrdiff_t j = version_starting_at(stored, h->versions[i].start);
+    if (j < 0)
+        return false;
+    const struct dim_version *a = &h->versions[i], *b = &stored->versions[j];
+    bool a_current = i + 1 == h->count, b_current = (size_t)j + 1 == stored->count;
+    if (a->last_seen != b->last_seen || !dim_attrs_equal(&a->attrs, &b->attrs) ||
+        a_current != b_current)
+        return false;
+    return a_current || h->versions[i + 1].start == stored->versions[j + 1].start; /* end_date */
+}
+
+bool dim_history_drops_rows(const struct dim_history *stored, const struct dim_history *h)
+{
+    for (size_t j = 0; j < stored->count; j++)
+        if (version_starting_at(h, stored->versions[j].start) < 0)
+            return true;
+    return false;
 }
 
 ptrdiff_t dim_history_version_at(const struct dim_history *h, int64_t ts)

@@ -32,7 +32,8 @@ struct dimsync {
     bool registry_dirty;
     struct device *devices;
     int64_t *stored_prev, *stored_next; /* per battery window: nearest stored reading around it */
-    size_t changed;
+    size_t changed;      /* devices whose history changed */
+    size_t rows_written; /* version rows upserted */
 };
 
 static struct device *find_device(const struct dimsync *d, enum dim_kind kind, int32_t home_id,
@@ -76,7 +77,7 @@ struct dimsync *dimsync_new(struct batch_window *const *windows, struct window_s
     struct dimsync *d = calloc(1, sizeof(*d));
     if (!d)
         return NULL;
-    *d = (struct dimsync){windows, states, n, reg, registry_dirty && reg, NULL, NULL, NULL, 0};
+    *d = (struct dimsync){windows, states, n, reg, registry_dirty && reg, NULL, NULL, NULL, 0, 0};
     d->stored_prev = malloc((n ? n : 1) * sizeof(int64_t));
     d->stored_next = malloc((n ? n : 1) * sizeof(int64_t));
     if (!d->stored_prev || !d->stored_next)
@@ -121,6 +122,11 @@ void dimsync_destroy(struct dimsync *d)
 size_t dimsync_changed(const struct dimsync *d)
 {
     return d->changed;
+}
+
+size_t dimsync_rows_written(const struct dimsync *d)
+{
+    return d->rows_written;
 }
 
 bool dimsync_send_lock(struct dimsync *d, struct db_pipe *pipe)
@@ -522,7 +528,10 @@ static const enum stmt_id upsert_versions_stmt[3] = {
     [DIM_BATTERY] = STMT_UPSERT_BATTERY_VERSIONS,
 };
 
-/* The changed histories of one kind: their versions gone deleted, the others upserted by key. */
+/* The changed histories of one kind: of each, the rows that differ from the stored ones are
+ * upserted by key (usually one: the current version's last_seen moved), and only a history that
+ * lost a stored row (a version's start moved, or a version was split or merged away) has its
+ * other stored versions deleted. */
 static bool send_versions(struct dimsync *d, enum dim_kind kind, struct db_pipe *pipe,
                           struct pgarray *versions, struct pgarray *gone)
 {
@@ -535,20 +544,26 @@ static bool send_versions(struct dimsync *d, enum dim_kind kind, struct db_pipe 
     /* The delete's last parameter is the keys that remain; before it, the devices. */
     struct pgarray *kept = &gone[kind == DIM_BATTERY ? P_DELETE_BATTERY_VERSIONS_KEPT_KEYS
                                                      : P_DELETE_VERSIONS_KEPT_KEYS];
-    size_t devices = 0;
+    size_t devices = 0, pruned = 0, rows = 0;
     for (struct device *dev = d->devices; dev; dev = dev->hh.next) {
         if (dev->id.kind != (int32_t)kind || !history_changed(dev))
             continue;
         devices++;
-        if (kind == DIM_BATTERY) {
+        bool prune = dim_history_drops_rows(dev->before, dev->h);
+        if (prune && kind == DIM_BATTERY) {
             pgarray_add_int(&gone[P_DELETE_BATTERY_VERSIONS_HOME_IDS], dev->id.home_id);
             pgarray_add_int(&gone[P_DELETE_BATTERY_VERSIONS_BATTERY_IDS], dev->id.device_id);
-        } else {
+        } else if (prune) {
             pgarray_add_int(&gone[P_DELETE_VERSIONS_DEVICE_IDS], dev->id.device_id);
         }
+        pruned += prune;
         struct dim_row row;
         for (size_t i = 0; dim_history_row(dev->h, i, &row); i++) {
-            pgarray_add_int(kept, row.key);
+            if (prune)
+                pgarray_add_int(kept, row.key);
+            if (dim_history_row_unchanged(dev->before, dev->h, i))
+                continue;
+            rows++;
             if (kind == DIM_HOME)
                 add_home_version(versions, dev, &row);
             else if (kind == DIM_PANEL)
@@ -557,16 +572,15 @@ static bool send_versions(struct dimsync *d, enum dim_kind kind, struct db_pipe 
                 add_battery_version(versions, dev, &row, dim_history_version(dev->h, i)->last_seen);
         }
     }
-    if (devices == 0)
-        return true;
     d->changed += devices;
+    d->rows_written += rows;
     const char *gone_values[STMT_MAX_PARAMS], *version_values[STMT_MAX_PARAMS];
     for (size_t i = 0; i < delete->nparams; i++)
         gone_values[i] = pgarray_finish(&gone[i]);
     for (size_t i = 0; i < upsert->nparams; i++)
         version_values[i] = pgarray_finish(&versions[i]);
-    return db_send(pipe, delete_versions_stmt[kind], gone_values, NULL, NULL) &&
-           db_send(pipe, upsert_versions_stmt[kind], version_values, NULL, NULL);
+    return (pruned == 0 || db_send(pipe, delete_versions_stmt[kind], gone_values, NULL, NULL)) &&
+           (rows == 0 || db_send(pipe, upsert_versions_stmt[kind], version_values, NULL, NULL));
 }
 
 /* dim_home_appliances is type 1: the registry as loaded last (the entries now in effect). */

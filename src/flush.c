@@ -54,6 +54,16 @@ enum raw_step { RAW_SAVEPOINT, RAW_COPY, RAW_ROLLBACK, RAW_INSERT, RAW_COMMIT };
  * the last: neither the flusher nor libpq holds more of it (a kind's rows were ~8 MB). */
 #define COPY_CHUNK (256 * 1024)
 
+#define FACT_SLICES (READING_KIND_COUNT * FLUSH_PLAN_SLICES_MAX)
+
+struct flusher;
+
+/* One fact upsert statement (flush_plan_slice_rows windows of one kind) and its row count. */
+struct fact_slice {
+    struct flusher *f;
+    int kind;
+    size_t sent; /* fact rows in the statement */
+};
 #define SCRATCH_ARRAYS (2 * STMT_MAX_PARAMS)
 
 struct flusher {
@@ -74,7 +84,8 @@ struct flusher {
     const struct batch *batch;
     struct flush_plan plan;     /* the flush's windows, merged states, accepted readings */
     struct window_cache *cache; /* committed fact rows of recent windows */
-    size_t facts_sent[READING_KIND_COUNT]; /* fact rows of this flush's upserts, by kind */
+    struct fact_slice fact_slices[FACT_SLICES]; /* this flush's fact upserts */
+    size_t fact_slice_count;
     int64_t new_row_version; /* the version the fact rows this flush inserts start at */
     int cache_bypass;        /* flushes left that read every window (after a stale one) */
 
@@ -426,16 +437,19 @@ static size_t first_value(PGresult *res, int column)
     return strtoul(PQgetvalue(res, 0, column), NULL, 10);
 }
 
-/* The fact rows of one kind written with the version expected; any other was changed by
+/* The fact rows of one upsert written with the version expected; any other was changed by
  * another writer since this flusher read or cached it: the flush fails as transient, and the
  * failure forgets the batch's windows from the cache (fail_flush), so its retry reads them. */
-static bool take_facts_written(struct flusher *f, PGresult *res, int kind)
+static bool take_facts_written(void *ctx, PGresult *res, char *errstr, size_t size)
 {
+    const struct fact_slice *slice = ctx;
+    struct flusher *f = slice->f;
+    int kind = slice->kind;
     size_t written = first_value(res, C_FACTS_WRITTEN);
     f->stats.windows_written += written;
-    if (written == f->facts_sent[kind])
+    if (written == slice->sent)
         return true;
-    size_t stale = f->facts_sent[kind] > written ? f->facts_sent[kind] - written : 0;
+    size_t stale = slice->sent > written ? slice->sent - written : 0;
     f->cache_bypass = CACHE_BYPASS_FLUSHES;
     log_warn("event=window_cache_stale kind=%s windows=%zu bypass_flushes=%d msg=\"fact rows "
              "changed by another writer since this flusher read or cached them; the flush is "
@@ -448,21 +462,6 @@ static bool take_facts_written(struct flusher *f, PGresult *res, int kind)
     if (db_pipeline_fail(f->db, STALE_SQLSTATE, "window merge", detail))
         f->stale = true;
     return true;
-}
-
-static bool take_home_facts_written(void *ctx, PGresult *res, char *errstr, size_t size)
-{
-    return take_facts_written(ctx, res, READING_HOME);
-}
-
-static bool take_solar_facts_written(void *ctx, PGresult *res, char *errstr, size_t size)
-{
-    return take_facts_written(ctx, res, READING_SOLAR);
-}
-
-static bool take_battery_facts_written(void *ctx, PGresult *res, char *errstr, size_t size)
-{
-    return take_facts_written(ctx, res, READING_BATTERY);
 }
 
 static bool take_dead_letters(void *ctx, PGresult *res, char *errstr, size_t size)
@@ -524,26 +523,34 @@ static bool send_lock_and_read(struct flusher *f)
         [READING_BATTERY] = take_stored_battery_windows,
     };
     for (int kind = 0; kind < READING_KIND_COUNT; kind++) {
-        struct pgarray *homes = arr(f, 2), *devices = arr(f, 3), *starts = arr(f, 4);
         size_t uncached = 0;
-        for (size_t i = 0; i < n; i++) {
-            const struct window_key *k = &f->plan.windows[i]->key;
-            if (k->kind != kind || f->plan.cached[i])
-                continue;
-            pgarray_add_int(homes, k->home_id);
-            pgarray_add_int(devices, k->device_id);
-            pgarray_add_int(starts, k->start);
-            uncached++;
-        }
+        for (size_t i = 0; i < n; i++)
+            uncached += f->plan.windows[i]->key.kind == kind && !f->plan.cached[i];
         if (uncached == 0)
             continue; /* every window of the kind is cached (or the batch has none) */
-        const char *keys[P_WINDOW_KEYS_COUNT] = {
-            [P_WINDOW_KEYS_HOME_IDS] = pgarray_finish(homes),
-            [P_WINDOW_KEYS_DEVICE_IDS] = pgarray_finish(devices),
-            [P_WINDOW_KEYS_STARTS] = pgarray_finish(starts),
-        };
-        if (!db_send(&f->pipe, STMT_STORED_HOME_WINDOWS + kind, keys, take_stored[kind], f))
-            return false;
+        /* In slices: each result is taken and freed before the next one is parsed. */
+        size_t per_slice = flush_plan_slice_rows(uncached), i = 0;
+        while (uncached > 0) {
+            struct pgarray *homes = arr(f, 2), *devices = arr(f, 3), *starts = arr(f, 4);
+            size_t rows = 0;
+            for (; i < n && rows < per_slice; i++) {
+                const struct window_key *k = &f->plan.windows[i]->key;
+                if (k->kind != kind || f->plan.cached[i])
+                    continue;
+                pgarray_add_int(homes, k->home_id);
+                pgarray_add_int(devices, k->device_id);
+                pgarray_add_int(starts, k->start);
+                rows++;
+            }
+            uncached -= rows;
+            const char *keys[P_WINDOW_KEYS_COUNT] = {
+                [P_WINDOW_KEYS_HOME_IDS] = pgarray_finish(homes),
+                [P_WINDOW_KEYS_DEVICE_IDS] = pgarray_finish(devices),
+                [P_WINDOW_KEYS_STARTS] = pgarray_finish(starts),
+            };
+            if (!db_send(&f->pipe, STMT_STORED_HOME_WINDOWS + kind, keys, take_stored[kind], f))
+                return false;
+        }
     }
     return db_sync(f->db);
 }
@@ -728,8 +735,9 @@ static void add_battery_fact(struct flusher *f, const struct window_state *w, in
     add_key(&a[P_BATTERY_FACT_BATTERY_KEYS], key);
 }
 
-/* The merged state of every changed window of one kind. */
-static bool send_window_states(struct flusher *f, int kind)
+/* One fact upsert of the changed windows of one kind from windows[*next] on: up to rows of them.
+ * *next moves past the windows taken. */
+static bool send_fact_slice(struct flusher *f, int kind, size_t *next, size_t rows)
 {
     static const int window_seconds_param[READING_KIND_COUNT] = {
         [READING_HOME] = P_HOME_FACT_WINDOW_SECONDS,
@@ -741,16 +749,20 @@ static bool send_window_states(struct flusher *f, int kind)
         [READING_SOLAR] = P_SOLAR_FACT_NEW_ROW_VERSION,
         [READING_BATTERY] = P_BATTERY_FACT_NEW_ROW_VERSION,
     };
+    if (f->fact_slice_count >= FACT_SLICES) {
+        set_error(f, "internal", "too many fact upserts in one flush");
+        return false;
+    }
     enum stmt_id stmt = STMT_UPSERT_HOME_FACTS + kind;
     size_t nparams = stmt_get(stmt)->nparams;
     for (size_t i = 0; i < nparams; i++)
         pgarray_reset(&f->arrays[i]);
-    size_t rows = 0;
-    for (size_t i = 0; i < f->plan.window_count; i++) {
+    size_t taken = 0, i = *next;
+    for (; i < f->plan.window_count && taken < rows; i++) {
         const struct window_state *w = &f->plan.states[i];
         if (w->key.kind != kind || !f->plan.changed[i])
             continue;
-        rows++;
+        taken++;
         int64_t key = dimsync_key_at(f->dims, kind, w->key.home_id, w->key.device_id, w->last_ts);
         int64_t version = f->plan.versions[i];
         if (kind == READING_HOME)
@@ -760,24 +772,32 @@ static bool send_window_states(struct flusher *f, int kind)
         else
             add_battery_fact(f, w, key, version);
     }
-    f->facts_sent[kind] = rows;
-    if (rows == 0)
-        return true;
+    *next = i;
+    struct fact_slice *slice = &f->fact_slices[f->fact_slice_count++];
+    *slice = (struct fact_slice){f, kind, taken};
     char window_seconds[16];
     snprintf(window_seconds, sizeof(window_seconds), "%d", f->batch->window_seconds);
     const char *values[STMT_MAX_PARAMS];
-    for (size_t i = 0; i < nparams; i++)
-        values[i] = pgarray_finish(&f->arrays[i]);
+    for (size_t p = 0; p < nparams; p++)
+        values[p] = pgarray_finish(&f->arrays[p]);
     values[window_seconds_param[kind]] = window_seconds; /* a scalar, not an array */
     char new_row_version[24];
     snprintf(new_row_version, sizeof(new_row_version), "%lld", (long long)f->new_row_version);
     values[new_row_version_param[kind]] = new_row_version;
-    static db_result_fn const take_written[READING_KIND_COUNT] = {
-        [READING_HOME] = take_home_facts_written,
-        [READING_SOLAR] = take_solar_facts_written,
-        [READING_BATTERY] = take_battery_facts_written,
-    };
-    return db_send(&f->pipe, stmt, values, take_written[kind], f);
+    return db_send(&f->pipe, stmt, values, take_facts_written, slice);
+}
+
+/* The merged state of every changed window of one kind, in slices (flush_plan_slice_rows). */
+static bool send_window_states(struct flusher *f, int kind)
+{
+    size_t changed = 0;
+    for (size_t i = 0; i < f->plan.window_count; i++)
+        changed += f->plan.states[i].key.kind == kind && f->plan.changed[i];
+    size_t per_slice = flush_plan_slice_rows(changed), next = 0;
+    for (size_t sent = 0; sent < changed; sent += per_slice)
+        if (!send_fact_slice(f, kind, &next, per_slice))
+            return false;
+    return true;
 }
 
 static bool send_dead_letters(struct flusher *f)
@@ -851,6 +871,7 @@ static bool send_writes(struct flusher *f)
     }
     if (!merge_batch(f, &max_ts))
         return false;
+    f->fact_slice_count = 0;
     bool ok = dimsync_send_dimension_writes(f->dims, &f->dim_pipe, f->arrays);
     if (ok && f->stats.accepted > 0) {
         ok = retention(f, max_ts) && send_partitions_and_dates(f);

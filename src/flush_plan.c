@@ -11,7 +11,9 @@ bool flush_plan_start(struct flush_plan *p, struct batch_window **windows, size_
     p->windows = windows;
     p->window_count = 0;
     if (n > p->windows_cap) {
-        size_t cap = 2 * n;
+        /* An eighth of slack, not double: a state is ~570 bytes and a flush may hold
+         * flush_max_windows of them. */
+        size_t cap = n + n / 8;
         void *states = realloc(p->states, cap * sizeof(*p->states));
         if (states)
             p->states = states;
@@ -50,6 +52,12 @@ bool flush_plan_start(struct flush_plan *p, struct batch_window **windows, size_
         window_state_init(&p->states[i], &windows[i]->key, window_seconds);
     p->window_count = n;
     return true;
+}
+
+size_t flush_plan_slice_rows(size_t rows)
+{
+    size_t per = (rows + FLUSH_PLAN_SLICES_MAX - 1) / FLUSH_PLAN_SLICES_MAX;
+    return per > FLUSH_PLAN_SLICE_ROWS ? per : FLUSH_PLAN_SLICE_ROWS;
 }
 
 void flush_plan_free(struct flush_plan *p)

@@ -127,6 +127,17 @@ const struct dim_version *dim_history_version(const struct dim_history *h, size_
 /* Fills *row with version i as a warehouse row; returns false when i >= count. */
 bool dim_history_row(const struct dim_history *h, size_t i, struct dim_row *row);
 
+/* What a flush writes of a device whose rows are stored as `stored` and whose history is now h
+ * (the same device): only the rows that differ, and deletes only when a stored row is gone.
+ * dim_history_row_unchanged: true when h's row i (dim_history_row) is stored exactly -- the same
+ * key (start), end, current flag, attributes and last_seen --, so it need not be written again;
+ * false when i >= count or the histories are of different devices.
+ * dim_history_drops_rows: true when a stored row's key (its start) is no version of h any more:
+ * that row must be deleted. Pure; O(log n) and O(n log n). */
+bool dim_history_row_unchanged(const struct dim_history *stored, const struct dim_history *h,
+                               size_t i);
+bool dim_history_drops_rows(const struct dim_history *stored, const struct dim_history *h);
+
 /* Index of the version in effect at instant ts: the last version with start <= ts. An instant
  * before the first version maps to the first version (the earliest known attributes are the
  * best description of the device before then, and every fact row gets a key). Returns -1 only

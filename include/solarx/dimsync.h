@@ -61,7 +61,9 @@ bool dimsync_send_repoints(struct dimsync *d, struct db_pipe *pipe,
                            struct pgarray *scratch /* 2 arrays */)
     __attribute__((warn_unused_result));
 
-/* Counters of the flush: histories rewritten. */
+/* Counters of the flush: histories that changed, and the version rows written for them (only
+ * rows that differ from the stored ones are written). */
 size_t dimsync_changed(const struct dimsync *d);
+size_t dimsync_rows_written(const struct dimsync *d);
 
 #endif

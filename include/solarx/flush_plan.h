@@ -46,6 +46,15 @@ bool flush_plan_start(struct flush_plan *p, struct batch_window **windows, size_
                       size_t readings, int32_t window_seconds) __attribute__((warn_unused_result));
 void flush_plan_free(struct flush_plan *p);
 
+/* A kind's stored-state reads and fact upserts go in slices of windows, so that neither the
+ * flusher's array text nor libpq's buffers hold all of a large flush's windows at once: at least
+ * FLUSH_PLAN_SLICE_ROWS windows a slice, and at most FLUSH_PLAN_SLICES_MAX slices a kind (a
+ * flush over more windows sends larger slices; the pipeline's query count stays bounded). */
+#define FLUSH_PLAN_SLICE_ROWS 1024
+#define FLUSH_PLAN_SLICES_MAX 6
+/* The windows per slice for a kind with `rows` windows to send. */
+size_t flush_plan_slice_rows(size_t rows);
+
 /* The window locks as (class << 32 | object), sorted and distinct, into locks[] (room for
  * window_count). Returns how many. Every writer takes them in this order: no deadlock. */
 size_t flush_plan_window_locks(const struct flush_plan *p, int64_t *locks);
