@@ -32,8 +32,8 @@ struct dimsync {
     bool registry_dirty;
     struct device *devices;
     int64_t *stored_prev, *stored_next; /* per battery window: nearest stored reading around it */
-    size_t changed;      /* devices whose history changed */
-    size_t rows_written; /* version rows upserted */
+    size_t changed;                     /* devices whose history changed */
+    size_t rows_written;                /* version rows upserted */
 };
 
 static struct device *find_device(const struct dimsync *d, enum dim_kind kind, int32_t home_id,

@@ -419,6 +419,63 @@ Test(dim_history, clone_and_equal)
     dim_history_destroy(NULL);
 }
 
+/* The rows of h that differ from stored's, as a string of 'w' (written) and '.' (unchanged). */
+static void expect_written_rows(const struct dim_history *stored, const struct dim_history *h,
+                                const char *want)
+{
+    char got[16] = "";
+    for (size_t i = 0; i < dim_history_count(h) && i + 1 < sizeof(got); i++)
+        got[i] = dim_history_row_unchanged(stored, h, i) ? '.' : 'w';
+    cr_assert_str_eq(got, want);
+}
+
+Test(dim_history, only_rows_that_differ_from_the_stored_ones_are_written)
+{
+    struct dim_history *stored = WITH({10, 20, A}, {30, 40, B});
+    struct dim_history *h = dim_history_clone(stored);
+    expect_written_rows(stored, h, "..");
+    cr_assert_not(dim_history_drops_rows(stored, h));
+
+    /* The usual flush: the current version's last_seen moves on. */
+    cr_assert_eq(observe(h, 41, B, 40, DIM_NONE), 1);
+    expect_written_rows(stored, h, ".w");
+    cr_assert_not(dim_history_drops_rows(stored, h));
+
+    /* A new version after the last: it is new, and the old last one gets an end date. */
+    cr_assert_eq(observe(h, 50, C, 41, DIM_NONE), 1);
+    expect_written_rows(stored, h, ".ww");
+    cr_assert_not(dim_history_drops_rows(stored, h));
+    dim_history_destroy(h);
+
+    /* A late reading in the gap, equal to the right: that version's start (its key) moves, so
+     * the stored row with the old key goes, and the version before it gets a new end date. */
+    h = dim_history_clone(stored);
+    cr_assert_eq(observe(h, 25, B, 20, 30), 1);
+    expect_written_rows(stored, h, "ww");
+    cr_assert(dim_history_drops_rows(stored, h));
+    dim_history_destroy(h);
+
+    /* A split: the left part keeps its key (new last_seen), two new versions follow. */
+    h = dim_history_clone(stored);
+    cr_assert_eq(observe(h, 15, C, 10, 20), 1);
+    expect_written_rows(stored, h, "www.");
+    cr_assert_not(dim_history_drops_rows(stored, h));
+    dim_history_destroy(h);
+
+    /* Against an empty stored history (a new device) every row is written; out of range: no. */
+    struct dim_history *empty = dim_history_new(DIM_BATTERY, 1, 7);
+    expect_written_rows(empty, stored, "ww");
+    cr_assert_not(dim_history_drops_rows(empty, stored));
+    cr_assert(dim_history_drops_rows(stored, empty));
+    cr_assert_not(dim_history_row_unchanged(stored, stored, 2));
+    struct dim_history *other = dim_history_new(DIM_BATTERY, 1, 8);
+    cr_assert_eq(dim_history_restore(other, 10, 20, &(struct dim_attrs){0}), 0);
+    cr_assert_not(dim_history_row_unchanged(other, stored, 0), "another device's rows");
+    dim_history_destroy(other);
+    dim_history_destroy(empty);
+    dim_history_destroy(stored);
+}
+
 Test(dim_history, restore_checks_the_invariants)
 {
     struct dim_history *h = WITH({10, 20, A});
@@ -749,4 +806,21 @@ Test(dim_registry, panel_name_and_home_version_the_panel)
     cr_assert(dim_history_row(h, 0, &row));
     cr_assert_eq(row.end, 300);
     dim_history_destroy(h);
+}
+
+Test(dim_registry, an_unchanged_reload_writes_no_row_an_edit_its_rows)
+{
+    struct dim_history *stored = dim_history_new(DIM_HOME, 1, 1);
+    cr_assert_eq(reg(stored, 100, A), 1);
+    struct dim_history *h = dim_history_clone(stored);
+    cr_assert_eq(reg(h, 200, A), 0);
+    expect_written_rows(stored, h, ".");
+    cr_assert_eq(reg(h, 300, B), 1);
+    expect_written_rows(stored, h, "ww"); /* the first version now ends at 300 */
+    cr_assert_not(dim_history_drops_rows(stored, h));
+    cr_assert_eq(reg(h, 50, C), 1); /* back-dated: supersedes every version */
+    expect_written_rows(stored, h, "w");
+    cr_assert(dim_history_drops_rows(stored, h));
+    dim_history_destroy(h);
+    dim_history_destroy(stored);
 }

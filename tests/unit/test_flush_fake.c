@@ -971,3 +971,44 @@ Test(flush_fake, the_cache_keeps_at_most_its_bound_of_windows)
                      "{1}", "home 1 was evicted (published first), home 2 kept");
     cr_assert_eq(flusher_stats(flusher)->windows_cached, 1);
 }
+
+/* The last slice of a sliced upsert meets a row another writer changed. */
+static PGresult *last_home_slice_stale(const struct sent *q, void *ctx)
+{
+    if (q->stmt != STMT_UPSERT_HOME_FACTS || array_length(q->values[P_HOME_FACT_VERSIONS]) != 452)
+        return NULL;
+    const char *row[C_FACTS_COUNT] = {[C_FACTS_WRITTEN] = "451"};
+    return fake_rows(1, C_FACTS_COUNT, row);
+}
+
+Test(flush_fake, a_large_flush_reads_and_upserts_its_windows_in_slices)
+{
+    for (int32_t home = 1; home <= 2500; home++)
+        add_home(home, T0 + 1, 0, home);
+    cr_assert_eq(run_flush(), FLUSH_COMMITTED, "%s", flusher_error(flusher));
+    static const int want[] = {1024, 1024, 452};
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(
+            array_length(find_sent(STMT_STORED_HOME_WINDOWS, i)->values[P_WINDOW_KEYS_HOME_IDS]),
+            want[i], "read slice %d", i);
+        cr_assert_eq(
+            array_length(find_sent(STMT_UPSERT_HOME_FACTS, i)->values[P_HOME_FACT_HOME_IDS]),
+            want[i], "upsert slice %d", i);
+    }
+    cr_assert_null(find_sent(STMT_STORED_HOME_WINDOWS, 3));
+    cr_assert_null(find_sent(STMT_UPSERT_HOME_FACTS, 3));
+    cr_assert(strncmp(find_sent(STMT_UPSERT_HOME_FACTS, 2)->values[P_HOME_FACT_HOME_IDS], "{2049,",
+                      6) == 0,
+              "the slices follow each other");
+    cr_assert_eq(flusher_stats(flusher)->windows_written, 2500);
+
+    /* One slice short of its rows fails the flush as stale, naming that slice's count. */
+    forget_sent();
+    reconnect();
+    fake->respond = last_home_slice_stale;
+    cr_assert_eq(run_flush(), FLUSH_FAILED);
+    cr_assert(flusher_stale(flusher));
+    cr_assert_str_eq(flusher_error(flusher),
+                     "postgres: window merge: 1 home fact rows were changed by another writer "
+                     "(version mismatch)");
+}

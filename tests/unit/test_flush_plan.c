@@ -317,3 +317,16 @@ Test(flush_plan, known_days_keep_the_newest_and_forget_dropped_ones)
     cr_assert_eq(k.count, FLUSH_KNOWN_DAYS_MAX - 8);
     cr_assert_eq(k.days[0], 1010);
 }
+
+Test(flush_plan, slices_hold_at_least_1024_windows_and_a_kind_at_most_6_slices)
+{
+    cr_assert_eq(flush_plan_slice_rows(0), FLUSH_PLAN_SLICE_ROWS);
+    cr_assert_eq(flush_plan_slice_rows(1), 1024);
+    cr_assert_eq(flush_plan_slice_rows(6144), 1024);
+    cr_assert_eq(flush_plan_slice_rows(6145), 1025, "beyond 6 x 1024: larger slices");
+    cr_assert_eq(flush_plan_slice_rows(60000), 10000);
+    for (size_t rows = 1; rows < 100000; rows += 997) {
+        size_t per = flush_plan_slice_rows(rows);
+        cr_assert_leq((rows + per - 1) / per, FLUSH_PLAN_SLICES_MAX, "%zu rows", rows);
+    }
+}
