@@ -234,12 +234,20 @@ bool window_state_is_consistent(const struct window_state *w)
     size_t n = window_seen_bytes(w);
     if ((w->seen[n - 1] & (uint8_t)~last_byte_mask(w)) != 0)
         return false;
-    int64_t count = 0;
-    for (size_t i = 0; i < sizeof(w->seen); i++) {
-        if (i >= n && w->seen[i] != 0)
+    for (size_t i = n; i < sizeof(w->seen); i++)
+        if (w->seen[i] != 0)
             return false;
-        count += __builtin_popcount(w->seen[i]);
+    /* Bits counted a word at a time over the significant bytes only: a stored state is checked
+     * for every window a flush reads back. */
+    int64_t count = 0;
+    size_t i = 0;
+    for (; i + sizeof(uint64_t) <= n; i += sizeof(uint64_t)) {
+        uint64_t word;
+        memcpy(&word, &w->seen[i], sizeof(word));
+        count += __builtin_popcountll(word);
     }
+    for (; i < n; i++)
+        count += __builtin_popcount(w->seen[i]);
     if (count != w->readings_count)
         return false;
     if (count == 0)

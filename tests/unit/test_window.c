@@ -449,6 +449,12 @@ Test(window_hex, consistency_check_catches_corrupt_stored_rows)
     bad.seen[120] = 1;
     cr_assert_not(window_state_is_consistent(&bad), "bit beyond the window");
     bad = w;
+    bad.seen[112] |= 0x08; /* second 899: the last, partial word of the bitmap */
+    cr_assert_not(window_state_is_consistent(&bad), "a bit in the last byte is counted");
+    bad = w;
+    bad.seen[8] |= 0x01; /* second 64: a whole word of the bitmap */
+    cr_assert_not(window_state_is_consistent(&bad), "a bit in a whole word is counted");
+    bad = w;
     bad.min_wh = 2000;
     cr_assert_not(window_state_is_consistent(&bad), "min above max");
     bad = w;
