@@ -417,7 +417,7 @@ static void set_defaults(struct config *cfg)
     cfg->flush_interval_ms = 1000;
     cfg->flush_max_readings = 50000;
     cfg->flush_max_bytes = 64 << 20;
-    cfg->flush_max_windows = 8192;
+    cfg->flush_max_windows = 4096;
     cfg->max_message_bytes = 1 << 20;
     cfg->max_future_seconds = 86400;
     cfg->stop_timeout_s = 30;
