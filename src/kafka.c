@@ -511,11 +511,9 @@ struct kafka_consumer *kafka_consumer_new(const struct config *cfg, struct event
         if (!config_kafka_get(cfg, defaults[i].key) &&
             !conf_set(conf, defaults[i].key, defaults[i].value, false, errstr, errstr_size))
             goto fail;
-    /* librdkafka 2.0: the service wakes the fetcher itself (nudge_fetcher) */
+    /* Without a queue backoff (librdkafka 2.0) the service wakes the fetcher itself. */
     const char *min = fetch_setting(cfg, defaults, ndefaults, "queued.min.messages");
-    fetch_nudge_init(&kc->nudge,
-                     rd_kafka_version() < KAFKA_FETCH_QUEUE_BACKOFF_SINCE &&
-                         !config_kafka_get(cfg, "fetch.queue.backoff.ms"),
+    fetch_nudge_init(&kc->nudge, !fetch_setting(cfg, defaults, ndefaults, "fetch.queue.backoff.ms"),
                      min ? (size_t)strtoul(min, NULL, 10) : 100000); /* 2.0's own default */
     log_fetch_settings(cfg, defaults, ndefaults, &kc->nudge);
     if (!set_instance_id(kc, cfg, conf, errstr, errstr_size))
