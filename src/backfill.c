@@ -35,6 +35,7 @@ struct sink {
     struct decode_config decode;
     struct flusher *flusher;
     PGconn *conn; /* lent to the flusher; closed here, after a flush that did not commit too */
+    PGconn *lanes[FLUSH_LANES_MAX]; /* the flusher's raw lanes (flush_connections - 1), the same */
     struct batch *batch;
     struct registry *registry; /* the flusher's, from the same files as `run` */
     struct archiver *archiver; /* raw_archive_dir set: archives, then drops, old partitions */
@@ -51,6 +52,29 @@ static void sink_disconnect(struct sink *k)
     if (k->conn)
         PQfinish(k->conn);
     k->conn = NULL;
+    for (int i = 0; i < FLUSH_LANES_MAX; i++) {
+        if (k->flusher)
+            flusher_detach_lane(k->flusher, i);
+        if (k->lanes[i])
+            PQfinish(k->lanes[i]);
+        k->lanes[i] = NULL;
+    }
+}
+
+/* The raw lanes: a lane that cannot connect is left out (the flusher writes its share itself). */
+static void sink_connect_lanes(struct sink *k)
+{
+    for (int i = 0; i < k->cfg->flush_connections - 1 && i < FLUSH_LANES_MAX; i++) {
+        char errstr[512];
+        k->lanes[i] = db_connect_blocking(k->cfg, errstr, sizeof(errstr));
+        if (k->lanes[i] && flusher_attach_lane(k->flusher, i, k->lanes[i]))
+            continue;
+        log_warn("event=postgres_connect_failed connection=raw_lane_%d msg=\"%s\"", i + 1,
+                 k->lanes[i] ? flusher_error(k->flusher) : errstr);
+        if (k->lanes[i])
+            PQfinish(k->lanes[i]);
+        k->lanes[i] = NULL;
+    }
 }
 
 static void sink_close(struct sink *k)
@@ -76,6 +100,7 @@ static bool sink_connect(struct sink *k, char *errstr, size_t errstr_size)
         k->conn = NULL;
         return false;
     }
+    sink_connect_lanes(k);
     return true;
 }
 

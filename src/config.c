@@ -49,6 +49,7 @@ static const struct key_spec key_specs[] = {
     INT("solarx", "stop_timeout_s", stop_timeout_s, 1, 3600),
     INT("solarx", "raw_retention_days", raw_retention_days, 1, 36500),
     INT("solarx", "window_cache_windows", window_cache_windows, 0, 10000000),
+    INT("solarx", "flush_connections", flush_connections, 1, CONFIG_FLUSH_CONNECTIONS_MAX),
     STR("solarx", "http_listen", http_listen),
     STR("solarx", "appliances_file", appliances_file),
     STR("solarx", "panels_file", panels_file),
@@ -423,6 +424,7 @@ static void set_defaults(struct config *cfg)
     cfg->stop_timeout_s = 30;
     cfg->raw_retention_days = 7;
     cfg->window_cache_windows = 4096;
+    cfg->flush_connections = 2;
     cfg->http_listen = xstrdup("127.0.0.1:9187");
     cfg->appliances_file = xstrdup("/etc/solarx/home_appliances.json");
     cfg->panels_file = xstrdup("/etc/solarx/solar_panels.json");

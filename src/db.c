@@ -6,13 +6,14 @@
 #include <string.h>
 
 /* conninfo is expanded by libpq (expand_dbname); the password rides beside it. */
-static void connect_params(const struct config *cfg, const char *keys[5], const char *values[5])
+static void connect_params(const struct config *cfg, const char *application_name,
+                           const char *keys[5], const char *values[5])
 {
     int n = 0;
     /* A default the conninfo, expanded after it, may override. */
     keys[n] = "connect_timeout", values[n++] = "10";
     keys[n] = "dbname", values[n++] = cfg->pg_conninfo;
-    keys[n] = "application_name", values[n++] = "solarx-stream";
+    keys[n] = "application_name", values[n++] = application_name;
     if (cfg->pg_password)
         keys[n] = "password", values[n++] = cfg->pg_password;
     keys[n] = NULL, values[n] = NULL;
@@ -21,7 +22,7 @@ static void connect_params(const struct config *cfg, const char *keys[5], const 
 PGconn *db_connect_blocking(const struct config *cfg, char *errstr, size_t errstr_size)
 {
     const char *keys[5], *values[5];
-    connect_params(cfg, keys, values);
+    connect_params(cfg, "solarx-stream", keys, values);
     PGconn *conn = PQconnectdbParams(keys, values, 1);
     if (!conn) {
         snprintf(errstr, errstr_size, "postgres: out of memory");
@@ -41,10 +42,13 @@ PGconn *db_connect_blocking(const struct config *cfg, char *errstr, size_t errst
     return conn;
 }
 
-PGconn *db_connect_start(const struct config *cfg)
+PGconn *db_connect_start(const struct config *cfg, const char *name)
 {
+    char application_name[64];
+    snprintf(application_name, sizeof(application_name), "solarx-stream%s%s", name ? " " : "",
+             name ? name : "");
     const char *keys[5], *values[5];
-    connect_params(cfg, keys, values);
+    connect_params(cfg, application_name, keys, values);
     return PQconnectStartParams(keys, values, 1);
 }
 

@@ -122,6 +122,8 @@ struct db_session {
     struct event *connect_io;
     /* While connected: the connection's socket (persistent read, one-shot write). */
     struct event *read, *write;
+    char name[32]; /* db_session_set_name's, or "" */
+    char tag[48];  /* " connection=<name>" in its log lines, or "" */
 };
 
 static void tell(struct db_session *s, enum db_event_kind kind, PGconn *conn)
@@ -171,7 +173,7 @@ static void schedule_reconnect(struct db_session *s, enum db_retry why)
     close_connection(s);
     struct timeval tv = evtime_from_ms(db_backoff_retry(&s->backoff, why));
     evtimer_add(s->timer, &tv);
-    log_info("event=postgres_reconnect_scheduled in_ms=%d", s->backoff.delay_ms);
+    log_info("event=postgres_reconnect_scheduled in_ms=%d%s", s->backoff.delay_ms, s->tag);
 }
 
 /* The connect failed (msg: why, when libpq has no message): logged, told, retried. */
@@ -182,8 +184,8 @@ static void connect_failed(struct db_session *s, const char *msg)
     if (!text[0] || msg)
         snprintf(text, sizeof(text), "%s", msg ? msg : "out of memory");
     char server[256];
-    log_warn("event=postgres_connect_failed server=\"%s\" msg=\"%s\"",
-             db_describe(s->conn, server, sizeof(server)), text);
+    log_warn("event=postgres_connect_failed server=\"%s\" msg=\"%s\"%s",
+             db_describe(s->conn, server, sizeof(server)), text, s->tag);
     schedule_reconnect(s, DB_RETRY_LOST);
     tell(s, DB_EVENT_CONNECT_FAILED, NULL);
 }
@@ -194,7 +196,7 @@ static void connection_lost(struct db_session *s, const char *why)
 {
     char reason[512];
     first_line(reason, sizeof(reason), why);
-    log_warn("event=postgres_connection_lost msg=\"postgres: connection: %s\"", reason);
+    log_warn("event=postgres_connection_lost msg=\"postgres: connection: %s\"%s", reason, s->tag);
     enum db_event_kind kind = apply(s, DB_INPUT_LOST);
     schedule_reconnect(s, DB_RETRY_LOST);
     struct db_event ev = {.kind = kind, .reason = reason};
@@ -233,8 +235,8 @@ static bool enter_pipeline_mode(struct db_session *s)
         return true;
     char text[512];
     first_line(text, sizeof(text), PQerrorMessage(s->conn));
-    log_warn("event=postgres_connect_failed msg=\"postgres: cannot enter pipeline mode: %s\"",
-             text);
+    log_warn("event=postgres_connect_failed msg=\"postgres: cannot enter pipeline mode: %s\"%s",
+             text, s->tag);
     apply(s, DB_INPUT_CONNECT_FAILED);
     schedule_reconnect(s, DB_RETRY_FAILED);
     tell(s, DB_EVENT_CONNECT_FAILED, NULL);
@@ -257,7 +259,7 @@ static void connected(struct db_session *s)
     if (!enter_pipeline_mode(s))
         return;
     db_backoff_connected(&s->backoff);
-    log_info("event=postgres_connected");
+    log_info("event=postgres_connected%s", s->tag);
     tell(s, apply(s, DB_INPUT_CONNECT_OK), s->conn);
 }
 
@@ -316,7 +318,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd, (void)what;
     if (apply(s, DB_INPUT_TIMER) != DB_EVENT_NONE || s->state != DB_STATE_CONNECTING)
         return;
-    s->conn = db_connect_start(s->cfg);
+    s->conn = db_connect_start(s->cfg, s->name[0] ? s->name : NULL);
     if (!s->conn) {
         apply(s, DB_INPUT_CONNECT_FAILED);
         connect_failed(s, "out of memory");
@@ -383,6 +385,12 @@ void db_session_destroy(struct db_session *s)
     if (s->conn)
         PQfinish(s->conn);
     free(s);
+}
+
+void db_session_set_name(struct db_session *s, const char *name)
+{
+    snprintf(s->name, sizeof(s->name), "%s", name);
+    snprintf(s->tag, sizeof(s->tag), " connection=%s", s->name);
 }
 
 void db_session_start(struct db_session *s)

@@ -81,6 +81,14 @@ bool db_pipeline_fail(struct db_pipeline *p, const char *sqlstate, const char *w
     return record_failure(p, STMT_COUNT, sqlstate, what, detail);
 }
 
+bool db_pipeline_fail_as(struct db_pipeline *p, const struct db_error *e)
+{
+    if (p->error.failed || !e->failed)
+        return false;
+    p->error = *e;
+    return true;
+}
+
 bool db_pipeline_failed(const struct db_pipeline *p)
 {
     return p->error.failed;
@@ -382,6 +390,17 @@ enum db_io db_pipeline_read(struct db_pipeline *p)
         return DB_IO_FAILED;
     }
     return p->pipelined ? read_pipeline(p) : read_command(p);
+}
+
+bool db_pipeline_check_idle(struct db_pipeline *p)
+{
+    if (!p->conn) {
+        (void)db_pipeline_fail(p, NULL, "connection", "not connected");
+        return false;
+    }
+    if (!p->wire->consume_input(p->conn))
+        return fail_wire(p, "connection");
+    return true;
 }
 
 enum db_io db_pipeline_on_io(struct db_pipeline *p)

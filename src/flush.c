@@ -42,17 +42,18 @@
 #include "solarx/log.h"
 #include "solarx/pgarray.h"
 #include "solarx/pgwire.h"
+#include "solarx/raw_writer.h"
 #include "solarx/statements.h"
 #include "solarx/window_cache.h"
 
-enum phase { PHASE_IDLE, PHASE_LOCK_AND_READ, PHASE_WRITE, PHASE_RAW };
-
-/* Phase C's commands, one at a time: the command whose results are being read. */
-enum raw_step { RAW_SAVEPOINT, RAW_COPY, RAW_ROLLBACK, RAW_INSERT, RAW_COMMIT };
-
-/* The raw COPY is written in chunks of about this size, the next one when the socket has taken
- * the last: neither the flusher nor libpq holds more of it (a kind's rows were ~8 MB). */
-#define COPY_CHUNK (256 * 1024)
+enum phase {
+    PHASE_IDLE,
+    PHASE_LOCK_AND_READ,
+    PHASE_WRITE,
+    PHASE_RAW,         /* the flush's own share of the raw rows (raw_writer.h) */
+    PHASE_AWAIT_LANES, /* its share is written; raw lanes are still writing theirs */
+    PHASE_COMMIT,
+};
 
 #define FACT_SLICES (READING_KIND_COUNT * FLUSH_PLAN_SLICES_MAX)
 
@@ -65,6 +66,16 @@ struct fact_slice {
     size_t sent; /* fact rows in the statement */
 };
 #define SCRATCH_ARRAYS (2 * STMT_MAX_PARAMS)
+
+/* A raw lane: another connection lent to the flusher, which writes a share of a flush's raw
+ * rows in a transaction of its own, committed before the flush's (raw_writer.h). */
+struct flush_lane {
+    struct flusher *f;
+    int index;
+    struct db_pipeline *db; /* its connection, when one is lent */
+    struct raw_writer w;    /* its share of this flush */
+    char what[80];          /* failure names: "raw lane 1: raw copy battery" */
+};
 
 struct flusher {
     struct db_pipeline *db;  /* the connection lent, its queries in flight, the flush's error */
@@ -95,20 +106,15 @@ struct flusher {
     int32_t *pending_days; /* the days this flush ensures partitions for, sorted, distinct */
     size_t pending_day_count, pending_days_cap;
 
-    struct copybinary copy;           /* phase C: the next chunk of the raw rows of raw_kind */
-    struct flush_raw_cursor raw_rows; /* phase C: the rows of raw_kind not yet in a chunk */
-    bool copy_streaming;              /* phase C: the COPY takes chunks (until raw_rows is done) */
-    int raw_kind;                     /* phase C: the kind being written */
-    enum raw_step raw_step;           /* phase C: the command in flight */
-    bool raw_conflict;                /* phase C: the COPY met a stored row (unique violation) */
-    char raw_what[48];                /* phase C: raw_step_name's answer */
+    bool dropping_partitions; /* this flush drops raw partitions (retention) */
+    struct raw_writer raw;    /* phase C: the flush's own share of the raw rows */
+    struct flush_raw_share shares[1 + FLUSH_LANES_MAX]; /* phase C: [0] its own, then lanes' */
+    struct flush_lane lanes[FLUSH_LANES_MAX];
 
     struct pgarray arrays[SCRATCH_ARRAYS];
     struct timespec started;
     struct flush_stats stats;
 };
-
-#define UNIQUE_VIOLATION_SQLSTATE "23505"
 
 /* A fact row's version was not the one read or cached: another writer changed the row. */
 #define STALE_SQLSTATE "40001"
@@ -130,6 +136,8 @@ static bool pipe_send(struct db_pipe *pipe, enum stmt_id stmt, const char *const
 static bool dim_pipe_send(struct db_pipe *pipe, enum stmt_id stmt, const char *const *values,
                           db_result_fn on_result, void *ctx);
 static const char *failure_name(void *ctx, enum stmt_id stmt);
+static const char *lane_failure_name(void *ctx, enum stmt_id stmt);
+static bool start_lanes(struct flusher *f);
 
 struct flusher *flusher_new(const struct config *cfg, const struct clock_zone *zone,
                             const char *offsets_group)
@@ -178,7 +186,11 @@ void flusher_destroy(struct flusher *f)
     free(f->pending_days);
     for (int i = 0; i < SCRATCH_ARRAYS; i++)
         pgarray_free(&f->arrays[i]);
-    copybinary_free(&f->copy);
+    raw_writer_free(&f->raw);
+    for (int i = 0; i < FLUSH_LANES_MAX; i++) {
+        raw_writer_free(&f->lanes[i].w);
+        db_pipeline_free(f->lanes[i].db);
+    }
     db_pipeline_free(f->db);
     free(f->offsets_group);
     free(f);
@@ -223,6 +235,53 @@ PGconn *flusher_conn(const struct flusher *f)
 bool flusher_wants_write(const struct flusher *f)
 {
     return db_pipeline_wants_write(f->db);
+}
+
+bool flusher_attach_lane(struct flusher *f, int lane, PGconn *conn)
+{
+    return flusher_attach_lane_wire(f, lane, conn, &pgwire_libpq);
+}
+
+bool flusher_attach_lane_wire(struct flusher *f, int lane, PGconn *conn, const struct pgwire *wire)
+{
+    if (lane < 0 || lane >= FLUSH_LANES_MAX)
+        return false;
+    struct flush_lane *l = &f->lanes[lane];
+    if (!l->db) {
+        l->f = f;
+        l->index = lane;
+        l->db = db_pipeline_new(lane_failure_name, l);
+        if (!l->db)
+            return false;
+    }
+    if (!db_pipeline_attach(l->db, conn, wire)) {
+        (void)db_pipeline_fail_as(f->db, db_pipeline_error(l->db));
+        return false;
+    }
+    return true;
+}
+
+void flusher_detach_lane(struct flusher *f, int lane)
+{
+    if (lane >= 0 && lane < FLUSH_LANES_MAX && f->lanes[lane].db)
+        db_pipeline_detach(f->lanes[lane].db);
+}
+
+PGconn *flusher_lane_conn(const struct flusher *f, int lane)
+{
+    if (lane < 0 || lane >= FLUSH_LANES_MAX || !f->lanes[lane].db)
+        return NULL;
+    return db_pipeline_conn(f->lanes[lane].db);
+}
+
+bool flusher_lane_busy(const struct flusher *f, int lane)
+{
+    return lane >= 0 && lane < FLUSH_LANES_MAX && raw_writer_busy(&f->lanes[lane].w);
+}
+
+bool flusher_lane_wants_write(const struct flusher *f, int lane)
+{
+    return flusher_lane_busy(f, lane) && db_pipeline_wants_write(f->lanes[lane].db);
 }
 
 int64_t flusher_raw_horizon(const struct flusher *f)
@@ -318,7 +377,14 @@ static enum flush_progress fail_flush(struct flusher *f)
     bool fenced = strcmp(flusher_sqlstate(f), FENCED_SQLSTATE) == 0;
     forget_cached_windows(f);
     db_pipeline_detach(f->db);
-    f->copy_streaming = false;
+    f->raw.active = false;
+    for (int i = 0; i < FLUSH_LANES_MAX; i++) {
+        struct flush_lane *lane = &f->lanes[i];
+        if (!raw_writer_busy(&lane->w))
+            continue; /* unused, or its transaction committed */
+        lane->w.active = false;
+        db_pipeline_detach(lane->db); /* its owner closes it: the transaction rolls back */
+    }
     /* Partitions may have been dropped meanwhile (retention, an operator): ask again. */
     f->known_days.count = 0;
     release_flush(f);
@@ -588,6 +654,7 @@ static bool retention(struct flusher *f, int64_t max_ts)
         return true;
     if (f->cfg->raw_archive_dir[0])
         return true; /* the archiver drops each day once its archive is durable (archive.c) */
+    f->dropping_partitions = true;
     char horizon[24];
     snprintf(horizon, sizeof(horizon), "%lld", (long long)f->retention.raw_horizon);
     const char *values[P_DROP_PARTITIONS_COUNT] = {[P_DROP_PARTITIONS_HORIZON] = horizon};
@@ -624,53 +691,6 @@ static bool send_partitions_and_dates(struct flusher *f)
         [P_ENSURE_DATES_MINUTES] = minutes,
     };
     return db_send(&f->pipe, STMT_ENSURE_DATES, values, NULL, NULL);
-}
-
-/* One raw row in COPY binary form (copybinary.h), the columns of STMT_COPY_*_RAW with the types
- * migrations/0002_raw_readings.sql gives them (integer, timestamptz, numeric, text, boolean,
- * bigint): PostgreSQL parses no numeric or timestamptz text. */
-static void add_copy_row(void *ctx, int kind, const struct batch_reading *item)
-{
-    struct flusher *f = ctx;
-    copybinary_add_raw_reading(&f->copy, (enum reading_kind)kind, &item->r, item->partition,
-                               item->offset);
-}
-
-/* One raw row as elements of STMT_INSERT_*_RAW's array parameters (f->arrays). */
-static void add_array_row(void *ctx, int kind, const struct batch_reading *item)
-{
-    struct flusher *f = ctx;
-    struct pgarray *a = f->arrays;
-    const struct reading *r = &item->r;
-    if (kind == READING_HOME) {
-        pgarray_add_int(&a[P_HOME_RAW_HOME_IDS], r->home_id);
-        pgarray_add_int(&a[P_HOME_RAW_TS], r->ts);
-        pgarray_add_fixed(&a[P_HOME_RAW_CONSUMPTIONS_WH], r->energy_wh);
-        pgarray_add_fixed(&a[P_HOME_RAW_ACCUMULATED_WH], r->accumulated_wh);
-        pgarray_add_int(&a[P_HOME_RAW_PARTITIONS], item->partition);
-        pgarray_add_int(&a[P_HOME_RAW_OFFSETS], item->offset);
-    } else if (kind == READING_SOLAR) {
-        pgarray_add_int(&a[P_SOLAR_RAW_PANEL_IDS], r->device_id);
-        pgarray_add_int(&a[P_SOLAR_RAW_TS], r->ts);
-        pgarray_add_int(&a[P_SOLAR_RAW_HOME_IDS], r->home_id);
-        pgarray_add_fixed(&a[P_SOLAR_RAW_GENERATIONS_WH], r->energy_wh);
-        pgarray_add_fixed(&a[P_SOLAR_RAW_ACCUMULATED_WH], r->accumulated_wh);
-        pgarray_add_int(&a[P_SOLAR_RAW_PARTITIONS], item->partition);
-        pgarray_add_int(&a[P_SOLAR_RAW_OFFSETS], item->offset);
-    } else {
-        const char *status = reading_status_name(r->status);
-        pgarray_add_int(&a[P_BATTERY_RAW_HOME_IDS], r->home_id);
-        pgarray_add_int(&a[P_BATTERY_RAW_BATTERY_IDS], r->device_id);
-        pgarray_add_int(&a[P_BATTERY_RAW_TS], r->ts);
-        pgarray_add_fixed(&a[P_BATTERY_RAW_CAPACITIES_KWH], r->capacity_kwh);
-        pgarray_add_fixed(&a[P_BATTERY_RAW_MAX_CHARGE_SPEEDS_W], r->max_charge_speed_w);
-        pgarray_add_fixed(&a[P_BATTERY_RAW_ENERGIES_WH], r->energy_wh);
-        pgarray_add_bool(&a[P_BATTERY_RAW_IS_CHARGING], r->is_charging);
-        pgarray_add_text(&a[P_BATTERY_RAW_STATUSES], status, strlen(status));
-        pgarray_add_fixed(&a[P_BATTERY_RAW_MAX_OUTPUTS_W], r->max_output_w);
-        pgarray_add_int(&a[P_BATTERY_RAW_PARTITIONS], item->partition);
-        pgarray_add_int(&a[P_BATTERY_RAW_OFFSETS], item->offset);
-    }
 }
 
 /* One changed window as elements of its kind's STMT_UPSERT_*_FACTS parameters (f->arrays). */
@@ -880,150 +900,75 @@ static bool send_writes(struct flusher *f)
     }
     ok = ok && dimsync_send_repoints(f->dims, &f->dim_pipe, f->arrays) && send_dead_letters(f) &&
          send_offsets(f);
-    return ok && db_sync(f->db);
+    return ok && db_sync(f->db) && start_lanes(f);
 }
 
-/* ---- phase C: raw rows and COMMIT, one command at a time ---------------------------------- */
+/* ---- phase C: raw rows, raw lanes and COMMIT ----------------------------------------------- */
 
-/* The rows a raw COPY or INSERT stored. */
-static bool take_raw_inserted(void *ctx, PGresult *res, char *errstr, size_t size)
+static size_t lanes_lent(const struct flusher *f)
 {
-    struct flusher *f = ctx;
-    f->stats.raw_inserted[f->raw_kind] += command_rows(res);
+    size_t n = 0;
+    for (int i = 0; i < FLUSH_LANES_MAX; i++)
+        n += f->lanes[i].db && db_pipeline_conn(f->lanes[i].db);
+    return n;
+}
+
+/* Splits the raw rows between the flush's own connection (shares[0]) and the raw lanes lent,
+ * and starts the lanes on theirs, while phase B's pipeline is on its way. A flush that creates or
+ * drops raw partitions writes every raw row itself: its DDL is not visible to (and would wait
+ * for) a lane's transaction until the flush commits. */
+static bool start_lanes(struct flusher *f)
+{
+    int64_t horizon = f->retention.raw_horizon;
+    size_t lanes = lanes_lent(f);
+    size_t shares = 0;
+    if (lanes > 0 && f->pending_day_count == 0 && !f->dropping_partitions)
+        shares = flush_plan_raw_shares(&f->plan, horizon, 1 + lanes, f->shares);
+    if (shares < 2) {
+        f->shares[0] = flush_plan_whole_share(&f->plan, horizon);
+        return true;
+    }
+    size_t next = 1;
+    for (int i = 0; i < FLUSH_LANES_MAX && next < shares; i++) {
+        struct flush_lane *lane = &f->lanes[i];
+        if (!lane->db || !db_pipeline_conn(lane->db))
+            continue;
+        db_pipeline_clear_error(lane->db);
+        if (!raw_writer_start(&lane->w, lane->db, &f->plan, horizon, &f->shares[next++], true)) {
+            (void)db_pipeline_fail_as(f->db, db_pipeline_error(lane->db));
+            db_pipeline_detach(lane->db); /* in an unknown state: its owner closes it */
+            return false;
+        }
+    }
     return true;
 }
 
-/* Sends the command of step (a COPY starts: its rows follow on DB_IO_COPY_IN). */
-static bool raw_send(struct flusher *f, enum raw_step step, enum stmt_id stmt,
-                     const char *const *values)
-{
-    bool sent = step == RAW_COPY     ? db_copy_start(f->db, stmt, take_raw_inserted, f)
-                : step == RAW_INSERT ? db_command(f->db, stmt, values, take_raw_inserted, f)
-                                     : db_command(f->db, stmt, values, NULL, NULL);
-    if (sent)
-        f->raw_step = step;
-    return sent;
-}
-
-/* What the command of raw_step is, for errors: "raw copy battery", "commit", ... */
-static const char *raw_step_name(struct flusher *f)
-{
-    static const char *const names[] = {
-        [RAW_SAVEPOINT] = "raw rows savepoint",
-        [RAW_COPY] = "raw copy",
-        [RAW_ROLLBACK] = "raw rows rollback",
-        [RAW_INSERT] = "raw insert",
-        [RAW_COMMIT] = "commit",
-    };
-    if (f->raw_step == RAW_COMMIT)
-        return names[RAW_COMMIT];
-    snprintf(f->raw_what, sizeof(f->raw_what), "%s %s", names[f->raw_step],
-             reading_kind_name(f->raw_kind));
-    return f->raw_what;
-}
-
-/* The next raw rows into f->copy (after what it holds): rows until it holds COPY_CHUNK bytes or
- * the kind has no more, then the COPY's trailer. */
-static void fill_copy_chunk(struct flusher *f)
-{
-    while (f->copy.len < COPY_CHUNK && !f->raw_rows.done)
-        (void)flush_plan_raw_rows(&f->plan, f->retention.raw_horizon, &f->raw_rows, 512,
-                                  add_copy_row, f);
-    if (f->raw_rows.done)
-        copybinary_add_trailer(&f->copy);
-    f->stats.raw_expired += f->raw_rows.expired;
-    f->raw_rows.expired = 0;
-}
-
-/* The next kind with raw rows, under a savepoint (its first chunk ready, the COPY's header
- * first); COMMIT after the last. */
-static bool raw_next_kind(struct flusher *f)
-{
-    while (++f->raw_kind < READING_KIND_COUNT) {
-        flush_raw_cursor_start(&f->raw_rows, f->raw_kind);
-        copybinary_reset(&f->copy);
-        copybinary_add_header(&f->copy);
-        fill_copy_chunk(f);
-        if (f->copy.rows > 0)
-            return raw_send(f, RAW_SAVEPOINT, STMT_SAVEPOINT_RAW, NULL);
-    }
-    return raw_send(f, RAW_COMMIT, STMT_COMMIT, NULL);
-}
-
+/* The flush's own share of the raw rows, in its transaction. */
 static bool start_raw(struct flusher *f)
 {
-    if (!db_leave_pipeline(f->db))
-        return false;
     f->phase = PHASE_RAW;
-    f->raw_kind = -1;
-    return raw_next_kind(f);
+    return raw_writer_start(&f->raw, f->db, &f->plan, f->retention.raw_horizon, &f->shares[0],
+                            false);
 }
 
-/* The kind's rows through INSERT ... ON CONFLICT DO NOTHING, after a conflicting COPY. */
-static bool send_raw_insert(struct flusher *f)
+static bool lanes_writing(const struct flusher *f)
 {
-    int kind = f->raw_kind;
-    enum stmt_id stmt = STMT_INSERT_HOME_RAW + kind;
-    size_t nparams = stmt_get(stmt)->nparams;
-    for (size_t i = 0; i < nparams; i++)
-        pgarray_reset(&f->arrays[i]);
-    (void)flush_plan_each_raw_row(&f->plan, kind, f->retention.raw_horizon, add_array_row, f);
-    const char *values[STMT_MAX_PARAMS];
-    for (size_t i = 0; i < nparams; i++)
-        values[i] = pgarray_finish(&f->arrays[i]);
-    return raw_send(f, RAW_INSERT, stmt, values);
-}
-
-/* The COPY takes rows: the chunk in hand, then the next ones while the socket takes them (the
- * rest when it is writable again: raw_take), then the end. An error of the server (such as a
- * stored row) waits in libpq's input until the end: it is the COPY's result. */
-static bool stream_copy_rows(struct flusher *f)
-{
-    while (!db_pipeline_wants_write(f->db)) {
-        if (f->copy.len > 0) {
-            enum db_copy rc = db_copy_put(f->db, f->copy.buf, f->copy.len);
-            if (rc != DB_COPY_TAKEN)
-                return rc == DB_COPY_FULL; /* full: the chunk when the socket is writable */
-            copybinary_reset(&f->copy);    /* libpq has it */
-        }
-        if (f->raw_rows.done) {
-            enum db_copy rc = db_copy_end(f->db);
-            if (rc != DB_COPY_TAKEN)
-                return rc == DB_COPY_FULL; /* the same: the end when the socket is writable */
-            f->copy_streaming = false;
+    for (int i = 0; i < FLUSH_LANES_MAX; i++)
+        if (raw_writer_busy(&f->lanes[i].w))
             return true;
-        }
-        fill_copy_chunk(f);
-        if (!db_pipeline_push(f->db))
-            return false;
-    }
-    return true;
+    return false;
 }
 
-/* The command of raw_step completed without error (or with a COPY conflict): the next one. */
-static bool raw_advance(struct flusher *f)
+/* The flush's share is written: COMMIT once every lane committed its own (never before: a lane
+ * that failed fails the flush, and its retry must find the rows it could not write). */
+static bool commit_when_lanes_done(struct flusher *f)
 {
-    switch (f->raw_step) {
-    case RAW_SAVEPOINT:
-        f->raw_conflict = false;
-        return raw_send(f, RAW_COPY, STMT_COPY_HOME_RAW + f->raw_kind, NULL);
-    case RAW_COPY:
-        if (!f->raw_conflict)
-            return raw_next_kind(f);
-        log_info("event=raw_copy_conflict kind=%s msg=\"a raw row of this batch is already stored "
-                 "(facts deleted and replayed?); writing the kind's rows with ON CONFLICT DO "
-                 "NOTHING\"",
-                 reading_kind_name(f->raw_kind));
-        return raw_send(f, RAW_ROLLBACK, STMT_ROLLBACK_TO_RAW, NULL);
-    case RAW_ROLLBACK:
-        return send_raw_insert(f);
-    case RAW_INSERT:
-        return raw_next_kind(f);
-    case RAW_COMMIT:
-        break;
+    if (lanes_writing(f)) {
+        f->phase = PHASE_AWAIT_LANES;
+        return true;
     }
-    set_error(f, "internal", "raw rows out of step");
-    return false;
+    f->phase = PHASE_COMMIT;
+    return db_command(f->db, STMT_COMMIT, NULL, NULL, NULL);
 }
 
 static double ms_since(const struct timespec *t0)
@@ -1103,6 +1048,7 @@ enum flush_progress flusher_start(struct flusher *f, struct batch *b)
         return FLUSH_FAILED;
     }
     f->batch = b;
+    f->dropping_partitions = false;
     if (!flush_plan_start(&f->plan, batch_sorted_windows(b), b->window_count, b->reading_count,
                           b->window_seconds)) {
         set_error(f, "internal", "out of memory");
@@ -1146,64 +1092,42 @@ static const char *failure_name(void *ctx, enum stmt_id stmt)
 {
     struct flusher *f = ctx;
     if (f->phase == PHASE_RAW)
-        return raw_step_name(f);
+        return raw_writer_step_name(&f->raw);
+    if (f->phase == PHASE_COMMIT)
+        return "commit";
     if (stmt == STMT_COUNT)
         return f->phase == PHASE_LOCK_AND_READ ? "locking windows" : "flush";
     return failure_context(stmt);
 }
 
-/* The COPY failed because a raw row of the kind is already stored: not a failure of the flush,
- * the kind's rows go through INSERT ... ON CONFLICT DO NOTHING (raw_advance). */
-static bool copy_met_stored_row(struct flusher *f)
+/* A lane's failed command, for the lane pipeline's error record (then the flush's). */
+static const char *lane_failure_name(void *ctx, enum stmt_id stmt)
 {
-    const struct db_error *e = db_pipeline_error(f->db);
-    if (f->raw_step != RAW_COPY || e->stmt != (enum stmt_id)(STMT_COPY_HOME_RAW + f->raw_kind) ||
-        strcmp(e->sqlstate, UNIQUE_VIOLATION_SQLSTATE) != 0)
-        return false;
-    db_pipeline_clear_error(f->db);
-    f->raw_conflict = true; /* rolled back to the savepoint by raw_advance */
-    return true;
+    (void)stmt;
+    struct flush_lane *lane = ctx;
+    snprintf(lane->what, sizeof(lane->what), "raw lane %d: %s", lane->index + 1,
+             raw_writer_step_name(&lane->w));
+    return lane->what;
 }
 
 static enum flush_progress finish_commit(struct flusher *f);
 
-/* Phase C: what the pipeline tells of the command in flight; sends the next one. */
-static enum flush_progress raw_take(struct flusher *f, enum db_io io)
-{
-    for (;;) {
-        switch (io) {
-        case DB_IO_MORE:
-            return FLUSH_BUSY;
-        case DB_IO_COPY_IN:
-            f->copy_streaming = true;
-            if (!stream_copy_rows(f))
-                return fail_flush(f);
-            if (f->copy_streaming)
-                return FLUSH_BUSY; /* the rest of the rows when the socket is writable */
-            break;
-        case DB_IO_FAILED:
-            if (!copy_met_stored_row(f) || !raw_advance(f))
-                return fail_flush(f);
-            break;
-        case DB_IO_DONE:
-            if (f->raw_step == RAW_COMMIT)
-                return finish_commit(f);
-            if (!raw_advance(f))
-                return fail_flush(f);
-            break;
-        case DB_IO_SYNCED:
-            set_error(f, "internal", "raw rows out of step");
-            return fail_flush(f);
-        }
-        io = db_pipeline_read(f->db);
-    }
-}
-
-/* Phases A and B: once the phase's pipeline is complete, the next phase. */
+/* What the pipeline of the flush's own connection tells: the next phase once one is complete. */
 static enum flush_progress take_io(struct flusher *f, enum db_io io)
 {
-    if (f->phase == PHASE_RAW)
-        return raw_take(f, io);
+    if (f->phase == PHASE_RAW) {
+        enum raw_progress p = raw_writer_take(&f->raw, io);
+        if (p == RAW_WRITER_FAILED)
+            return fail_flush(f);
+        if (p == RAW_WRITER_DONE && !commit_when_lanes_done(f))
+            return fail_flush(f);
+        return FLUSH_BUSY;
+    }
+    if (f->phase == PHASE_COMMIT) {
+        if (io == DB_IO_MORE)
+            return FLUSH_BUSY;
+        return io == DB_IO_DONE ? finish_commit(f) : fail_flush(f);
+    }
     if (io == DB_IO_MORE)
         return FLUSH_BUSY;
     if (io != DB_IO_SYNCED) {
@@ -1216,13 +1140,51 @@ static enum flush_progress take_io(struct flusher *f, enum db_io io)
             return fail_flush(f);
         return FLUSH_BUSY;
     }
-    return start_raw(f) ? FLUSH_BUSY : fail_flush(f);
+    if (!start_raw(f))
+        return fail_flush(f);
+    if (!raw_writer_busy(&f->raw) && !commit_when_lanes_done(f)) /* its share had no rows */
+        return fail_flush(f);
+    return FLUSH_BUSY;
+}
+
+/* The lanes writing: what their sockets brought. A lane that failed fails the flush (its error
+ * becomes the flush's); one that committed is back in pipeline mode, idle. */
+static bool take_lanes_io(struct flusher *f)
+{
+    for (int i = 0; i < FLUSH_LANES_MAX; i++) {
+        struct flush_lane *lane = &f->lanes[i];
+        if (!raw_writer_busy(&lane->w))
+            continue;
+        enum raw_progress p = raw_writer_take(&lane->w, db_pipeline_on_io(lane->db));
+        if (p == RAW_WRITER_FAILED) {
+            (void)db_pipeline_fail_as(f->db, db_pipeline_error(lane->db));
+            db_pipeline_detach(lane->db); /* its owner closes it: the transaction rolls back */
+            return false;
+        }
+        if (p == RAW_WRITER_DONE && !db_enter_pipeline(lane->db)) {
+            /* committed, but the connection is gone: the flush goes on without it */
+            log_warn("event=raw_lane_lost lane=%d msg=\"%s\"", i + 1,
+                     db_pipeline_error(lane->db)->text);
+            db_pipeline_detach(lane->db);
+        }
+    }
+    return true;
 }
 
 enum flush_progress flusher_on_io(struct flusher *f)
 {
     if (f->phase == PHASE_IDLE || !db_pipeline_conn(f->db))
         return FLUSH_FAILED;
+    if (!take_lanes_io(f))
+        return fail_flush(f);
+    if (f->phase == PHASE_AWAIT_LANES) {
+        /* nothing in flight on its own connection: only whether it is still there */
+        if (!db_pipeline_check_idle(f->db))
+            return fail_flush(f);
+        if (!lanes_writing(f) && !commit_when_lanes_done(f))
+            return fail_flush(f);
+        return FLUSH_BUSY;
+    }
     return take_io(f, db_pipeline_on_io(f->db));
 }
 
@@ -1238,6 +1200,14 @@ static enum flush_progress finish_commit(struct flusher *f)
     f->pending_day_count = 0;
     f->stats.elapsed_ms = ms_since(&f->started);
     f->stats.dimension_versions_rewritten = dimsync_changed(f->dims);
+    for (int kind = 0; kind < READING_KIND_COUNT; kind++) {
+        f->stats.raw_inserted[kind] += f->raw.inserted[kind];
+        for (int i = 0; i < FLUSH_LANES_MAX; i++)
+            f->stats.raw_inserted[kind] += f->lanes[i].w.inserted[kind];
+    }
+    f->stats.raw_expired += f->raw.expired;
+    for (int i = 0; i < FLUSH_LANES_MAX; i++)
+        f->stats.raw_expired += f->lanes[i].w.expired;
     struct flush_retention *r = &f->retention;
     if (f->stats.partitions_dropped > 0 || r->raw_horizon > r->dropped_horizon) {
         r->dropped_horizon = r->raw_horizon;
@@ -1264,9 +1234,17 @@ enum flush_progress flusher_run_blocking(struct flusher *f)
     while (p == FLUSH_BUSY) {
         if (ms_since(&t0) > FLUSH_DEADLINE_MS)
             return flusher_abort(f, "no answer from PostgreSQL within the flush deadline");
-        struct pollfd pfd = {.fd = db_pipeline_socket(f->db),
-                             .events = POLLIN | (db_pipeline_wants_write(f->db) ? POLLOUT : 0)};
-        int rc = poll(&pfd, 1, 1000);
+        struct pollfd pfd[1 + FLUSH_LANES_MAX];
+        nfds_t n = 0;
+        pfd[n++] =
+            (struct pollfd){.fd = db_pipeline_socket(f->db),
+                            .events = POLLIN | (db_pipeline_wants_write(f->db) ? POLLOUT : 0)};
+        for (int i = 0; i < FLUSH_LANES_MAX; i++)
+            if (flusher_lane_busy(f, i))
+                pfd[n++] = (struct pollfd){
+                    .fd = db_pipeline_socket(f->lanes[i].db),
+                    .events = POLLIN | (flusher_lane_wants_write(f, i) ? POLLOUT : 0)};
+        int rc = poll(pfd, n, 1000);
         if (rc < 0 && errno != EINTR) {
             set_error(f, "poll", strerror(errno));
             return fail_flush(f);

@@ -140,14 +140,67 @@ size_t flush_plan_each_raw_row(const struct flush_plan *p, int kind, int64_t hor
 
 void flush_raw_cursor_start(struct flush_raw_cursor *c, int kind)
 {
-    *c = (struct flush_raw_cursor){.kind = kind};
+    *c = (struct flush_raw_cursor){.kind = kind, .end = SIZE_MAX};
+}
+
+void flush_raw_cursor_start_share(struct flush_raw_cursor *c, int kind,
+                                  const struct flush_raw_share *share)
+{
+    *c = (struct flush_raw_cursor){
+        .kind = kind, .window = share->first, .end = share->end, .flat = share->first_flat};
+}
+
+/* The raw rows of windows[i], whose first reading is accepted[flat]. */
+static size_t window_raw_rows(const struct flush_plan *p, size_t i, size_t flat, int64_t horizon)
+{
+    const struct batch_window *bw = p->windows[i];
+    size_t rows = 0;
+    for (size_t j = 0; j < bw->count; j++)
+        rows += p->accepted[flat + j] && bw->items[j].r.ts >= horizon;
+    return rows;
+}
+
+struct flush_raw_share flush_plan_whole_share(const struct flush_plan *p, int64_t horizon)
+{
+    struct flush_raw_share share = {.first = 0, .end = p->window_count};
+    size_t flat = 0;
+    for (size_t i = 0; i < p->window_count; i++) {
+        share.rows += window_raw_rows(p, i, flat, horizon);
+        flat += p->windows[i]->count;
+    }
+    return share;
+}
+
+size_t flush_plan_raw_shares(const struct flush_plan *p, int64_t horizon, size_t n,
+                             struct flush_raw_share *out)
+{
+    size_t total = flush_plan_whole_share(p, horizon).rows;
+    if (n == 0 || total == 0)
+        return 0;
+    size_t given = 0, so_far = 0, flat = 0;
+    struct flush_raw_share share = {0};
+    for (size_t i = 0; i < p->window_count; i++) {
+        size_t rows = window_raw_rows(p, i, flat, horizon);
+        flat += p->windows[i]->count;
+        share.rows += rows;
+        so_far += rows;
+        bool last = i + 1 == p->window_count;
+        /* so_far reached (given + 1) / n of total: the share ends here */
+        if (last || (given + 1 < n && so_far * n >= (given + 1) * total)) {
+            share.end = i + 1;
+            if (share.rows > 0)
+                out[given++] = share;
+            share = (struct flush_raw_share){.first = i + 1, .first_flat = flat};
+        }
+    }
+    return given;
 }
 
 size_t flush_plan_raw_rows(const struct flush_plan *p, int64_t horizon, struct flush_raw_cursor *c,
                            size_t max_rows, flush_raw_row_fn fn, void *ctx)
 {
     size_t given = 0;
-    for (; c->window < p->window_count; c->window++, c->item = 0) {
+    for (; c->window < p->window_count && c->window < c->end; c->window++, c->item = 0) {
         const struct batch_window *bw = p->windows[c->window];
         if (bw->key.kind != c->kind) {
             c->flat += bw->count;

@@ -19,6 +19,7 @@
 #include "solarx/decode.h"
 #include "solarx/decode_pool.h"
 #include "solarx/evtime.h"
+#include "solarx/flush_lanes.h"
 #include "solarx/flush.h"
 #include "solarx/kafka.h"
 #include "solarx/log.h"
@@ -77,7 +78,8 @@ struct service {
     struct event *revoke_deadline;
     struct event *stop_timer;
     struct event *signals[3];
-    struct db_session *db; /* connects; its connections are the flusher's */
+    struct db_session *db;     /* connects; its connections are the flusher's */
+    struct flush_lanes *lanes; /* the flusher's raw lanes (flush_connections - 1 sessions) */
 
     bool stopping;
     int exit_code;
@@ -101,11 +103,13 @@ static void note_progress(struct service *s)
 
 /* ---- PostgreSQL connection ---------------------------------------------------------------- */
 
-/* The flusher's output that libpq could not send yet goes when the socket takes more. */
+/* The flusher's output that libpq could not send yet goes when the socket takes more; the raw
+ * lanes it gave work are watched. */
 static void arm_pg_write(struct service *s)
 {
     if (flusher_wants_write(s->flusher))
         db_session_want_write(s->db);
+    flush_lanes_follow(s->lanes);
 }
 
 /* ---- flushing ----------------------------------------------------------------------------- */
@@ -276,6 +280,7 @@ static void flush_finished(struct service *s, enum flush_progress p)
 {
     s->flushing = false;
     db_session_work_end(s->db);
+    flush_lanes_flush_ended(s->lanes, p == FLUSH_COMMITTED);
     if (p == FLUSH_COMMITTED) {
         const struct flush_stats *st = flusher_stats(s->flusher);
         s->m.flushes++;
@@ -419,6 +424,22 @@ static void on_db_event(void *owner, const struct db_event *ev)
     default: /* DB_EVENT_NONE: never told (db_session_handler) */
         return;
     }
+}
+
+/* A raw lane's socket is ready: the flush in progress reads it. */
+static void on_lane_ready(void *owner)
+{
+    struct service *s = owner;
+    if (s->flushing)
+        continue_flush(s);
+}
+
+static void on_lane_deadline(void *owner)
+{
+    struct service *s = owner;
+    if (s->flushing)
+        flush_finished(s, flusher_abort(s->flusher, "no answer from PostgreSQL within the flush "
+                                                    "deadline (raw lane)"));
 }
 
 static void on_flush_timer(evutil_socket_t fd, short what, void *arg)
@@ -890,7 +911,10 @@ int service_run(struct config *cfg, char *errstr, size_t errstr_size)
     s.flusher = flusher_new(cfg, s.zone, config_kafka_get(cfg, "group.id"));
     s.claims = claims_new();
     s.db = s.base ? db_session_new(s.base, cfg, on_db_event, &s) : NULL;
-    if (!s.base || !s.flusher || !s.claims || !s.db) {
+    const struct flush_lanes_handlers lane_handlers = {
+        .on_ready = on_lane_ready, .on_deadline = on_lane_deadline, .owner = &s};
+    s.lanes = s.db && s.flusher ? flush_lanes_new(s.base, cfg, s.flusher, &lane_handlers) : NULL;
+    if (!s.base || !s.flusher || !s.claims || !s.db || !s.lanes) {
         snprintf(errstr, errstr_size, "out of memory");
         goto out;
     }
@@ -925,6 +949,7 @@ int service_run(struct config *cfg, char *errstr, size_t errstr_size)
     if (!s.readiness)
         goto out;
     db_session_start(s.db);
+    flush_lanes_start(s.lanes);
 
     s.http = status_http_new(s.base, cfg->path, cfg->http_listen, &view, s.readiness, errstr,
                              errstr_size);
@@ -962,7 +987,8 @@ out:
     for (int i = 0; i < 3; i++)
         if (s.signals[i])
             event_free(s.signals[i]);
-    db_session_destroy(s.db); /* closes the connection it lent the flusher */
+    db_session_destroy(s.db);     /* closes the connection it lent the flusher */
+    flush_lanes_destroy(s.lanes); /* ... and the raw lanes theirs */
     if (s.flush_timer)
         event_free(s.flush_timer);
     if (s.revoke_deadline)

@@ -70,6 +70,11 @@ static const struct stmt_def statements[STMT_COUNT] = {
     [STMT_COMMIT] = {.name = "commit", .sql = "COMMIT"},
     [STMT_SAVEPOINT_RAW] = {.name = "savepoint_raw", .sql = "SAVEPOINT raw_rows"},
     [STMT_ROLLBACK_TO_RAW] = {.name = "rollback_to_raw", .sql = "ROLLBACK TO SAVEPOINT raw_rows"},
+    /* The flush waits for its raw lanes before it commits, a wait PostgreSQL's deadlock
+     * detector cannot see: a lane that waited on a lock held by a transaction waiting on this
+     * flush's locks would never return. It gives up instead (55P03: the flush is retried). */
+    [STMT_RAW_LANE_LOCK_TIMEOUT] = {.name = "raw_lane_lock_timeout",
+                                    .sql = "SET LOCAL lock_timeout = '10s'"},
 
     [STMT_LOCK_WINDOWS] =
         {

@@ -20,6 +20,9 @@ struct config_kv {
 
 enum config_log_level { CONFIG_LOG_ERROR, CONFIG_LOG_WARN, CONFIG_LOG_INFO, CONFIG_LOG_DEBUG };
 
+/* [solarx] flush_connections' upper bound (flush.h: FLUSH_LANES_MAX raw lanes and its own). */
+#define CONFIG_FLUSH_CONNECTIONS_MAX 8
+
 struct config {
     char *path; /* the file it was read from */
 
@@ -37,6 +40,8 @@ struct config {
     int32_t stop_timeout_s;     /* SIGTERM: longest wait for the last flush before giving up */
     int32_t raw_retention_days;
     int32_t window_cache_windows; /* windows whose fact rows a flusher keeps in memory; 0 off */
+    int32_t flush_connections;    /* PostgreSQL connections a flush writes on: its own + raw lanes,
+                                     at most CONFIG_FLUSH_CONNECTIONS_MAX */
     char *http_listen;            /* "host:port"; empty disables the endpoint */
     char *appliances_file;        /* "" means none; see config_key_explicit for a missing file */
     char *panels_file;

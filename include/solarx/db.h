@@ -14,9 +14,10 @@
  * connection, or NULL with errstr naming the server libpq tried. The caller PQfinish()es it. */
 PGconn *db_connect_blocking(const struct config *cfg, char *errstr, size_t errstr_size);
 
-/* Starts a non-blocking connect with the same parameters (PQconnectStartParams); NULL only when
- * out of memory. The caller polls it with PQconnectPoll. */
-PGconn *db_connect_start(const struct config *cfg);
+/* Starts a non-blocking connect with the same parameters (PQconnectStartParams), as
+ * application_name "solarx-stream <name>" (name NULL: "solarx-stream"); NULL only when out of
+ * memory. The caller polls it with PQconnectPoll. */
+PGconn *db_connect_start(const struct config *cfg, const char *name);
 
 /* Writes "host=H port=P dbname=D user=U" for conn (the values libpq resolved, after PG*
  * variables and defaults) into buf and returns buf. Never a password: this is what errors and

@@ -119,6 +119,10 @@ struct db_session *db_session_new(struct event_base *base, const struct config *
 /* Closes the connection (or an unfinished connect) and frees the session's events. */
 void db_session_destroy(struct db_session *s);
 
+/* Names the session's connection, one of several, in its log lines (connection=<name>) and in
+ * PostgreSQL's pg_stat_activity (application_name "solarx-stream <name>"). */
+void db_session_set_name(struct db_session *s, const char *name);
+
 /* Starts the first connect, at once. */
 void db_session_start(struct db_session *s);
 

@@ -133,6 +133,9 @@ bool db_pipeline_push(struct db_pipeline *p) __attribute__((warn_unused_result))
 /* The socket is readable (or writable while wants_write): pushes buffered output, reads the
  * input and the results that are complete (db_pipeline_read). */
 enum db_io db_pipeline_on_io(struct db_pipeline *p) __attribute__((warn_unused_result));
+/* Nothing in flight, yet the socket may be readable (a notice, the server going away): reads
+ * it. Returns false (the error record says why) when the connection is gone. */
+bool db_pipeline_check_idle(struct db_pipeline *p) __attribute__((warn_unused_result));
 /* Reads the results that are complete without touching the socket, handing each to its
  * query's handler, until one of the events of enum db_io. DB_IO_COPY_IN while a COPY takes
  * data. */
@@ -142,6 +145,9 @@ enum db_io db_pipeline_read(struct db_pipeline *p) __attribute__((warn_unused_re
  * failure since db_pipeline_clear_error; returns whether this one was recorded. */
 bool db_pipeline_fail(struct db_pipeline *p, const char *sqlstate, const char *what,
                       const char *detail);
+/* Records another pipeline's failure e as this one's (a raw lane's as its flush's), unless this
+ * one holds a failure already. */
+bool db_pipeline_fail_as(struct db_pipeline *p, const struct db_error *e);
 bool db_pipeline_failed(const struct db_pipeline *p);
 const struct db_error *db_pipeline_error(const struct db_pipeline *p);
 /* Forgets the error record: before a new unit of work, or when the owner handled the failure

@@ -85,12 +85,32 @@ void flusher_detach(struct flusher *f);
  * flush that did not commit). */
 PGconn *flusher_conn(const struct flusher *f);
 
+/* Raw lanes: more connections lent to the flusher ([solarx] flush_connections - 1 of them). A
+ * flush splits its raw rows between its own connection and the lanes lent when it writes them
+ * (flush_plan_raw_shares); each lane writes its share in a transaction of its own, which commits
+ * before the flush's (raw rows are idempotent: raw_writer.h). A flush that creates or drops raw
+ * partitions, or finds no lane lent, writes every raw row itself. A lane's failure fails the
+ * flush; the flusher then forgets the lane's connection (flusher_lane_conn is NULL) as it does
+ * its own, and the owner closes both. */
+#define FLUSH_LANES_MAX (CONFIG_FLUSH_CONNECTIONS_MAX - 1)
+bool flusher_attach_lane(struct flusher *f, int lane, PGconn *conn)
+    __attribute__((warn_unused_result));
+bool flusher_attach_lane_wire(struct flusher *f, int lane, PGconn *conn, const struct pgwire *wire)
+    __attribute__((warn_unused_result));
+/* The owner closes lane's connection (it was lost while the lane had no work). */
+void flusher_detach_lane(struct flusher *f, int lane);
+PGconn *flusher_lane_conn(const struct flusher *f, int lane);
+/* The lane has work in flight in the flush in progress: its socket's readiness goes to
+ * flusher_on_io (which may start a lane's work: ask again after each call). */
+bool flusher_lane_busy(const struct flusher *f, int lane);
+bool flusher_lane_wants_write(const struct flusher *f, int lane);
+
 /* Starts writing b (borrowed until FLUSH_COMMITTED or FLUSH_FAILED; only its readings are
  * grouped by window, nothing is added or removed). Returns
  * FLUSH_BUSY once the first queries are on their way, FLUSH_FAILED when they cannot be sent. */
 enum flush_progress flusher_start(struct flusher *f, struct batch *b);
 
-/* Call when the socket is readable (or writable while flusher_wants_write). */
+/* Call when the socket is readable (or writable while flusher_wants_write), or a busy lane's. */
 enum flush_progress flusher_on_io(struct flusher *f);
 bool flusher_wants_write(const struct flusher *f);
 

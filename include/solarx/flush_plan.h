@@ -83,12 +83,32 @@ size_t flush_plan_each_raw_row(const struct flush_plan *p, int kind, int64_t hor
 struct flush_raw_cursor {
     int kind;
     size_t window;  /* windows[window] is the next to look at */
+    size_t end;     /* ... up to windows[end] (excluded) */
     size_t item;    /* ... from its items[item] */
     size_t flat;    /* the index of that reading in accepted[] */
     size_t expired; /* accepted readings passed over as older than horizon, so far */
     bool done;      /* every reading of the kind was looked at */
 };
 void flush_raw_cursor_start(struct flush_raw_cursor *c, int kind);
+
+/* The raw rows of windows[first, end) of a plan: what one connection writes when a flush's raw
+ * rows are split between several (flush.c, raw_writer.h). */
+struct flush_raw_share {
+    size_t first, end;
+    size_t first_flat; /* the index of windows[first]'s first reading in accepted[] */
+    size_t rows;       /* raw rows in it (accepted readings not before the horizon) */
+};
+/* The whole plan as one share. */
+struct flush_raw_share flush_plan_whole_share(const struct flush_plan *p, int64_t horizon);
+/* Splits the plan's windows into at most n (>= 1) consecutive shares of about equal raw rows
+ * (apart by at most one window's rows), into out[0..n): share k ends with the window at which the
+ * rows so far reach (k + 1) / n of all. Shares without raw rows are left out. Returns how many
+ * were given (0 when the plan has no raw rows). */
+size_t flush_plan_raw_shares(const struct flush_plan *p, int64_t horizon, size_t n,
+                             struct flush_raw_share *out);
+/* A walk over the raw rows of kind within share. */
+void flush_raw_cursor_start_share(struct flush_raw_cursor *c, int kind,
+                                  const struct flush_raw_share *share);
 
 /* Calls fn for the next raw rows of c's kind, in the order flush_plan_each_raw_row gives them,
  * until max_rows were given or there are no more (c->done). Returns how many were given. */

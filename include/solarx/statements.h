@@ -12,6 +12,7 @@ enum stmt_id {
     STMT_COMMIT,
     STMT_SAVEPOINT_RAW,
     STMT_ROLLBACK_TO_RAW,
+    STMT_RAW_LANE_LOCK_TIMEOUT, /* a raw lane's transaction waits for a lock this long at most */
     /* flush.c: windows */
     STMT_LOCK_WINDOWS,
     STMT_STORED_HOME_WINDOWS, /* the three kinds in enum reading_kind order */

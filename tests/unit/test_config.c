@@ -409,6 +409,22 @@ Test(config, window_cache_windows_has_a_default_a_bound_and_zero_turns_it_off)
                "from 0 to 10000000");
 }
 
+Test(config, flush_connections_has_a_default_bounds_and_an_override)
+{
+    struct config *cfg = load_ok("", NULL);
+    cr_assert_eq(cfg->flush_connections, 2);
+    config_destroy(cfg);
+    cfg = load_ok("[solarx]\nflush_connections = 1\n", NULL);
+    cr_assert_eq(cfg->flush_connections, 1);
+    config_destroy(cfg);
+    char *env[] = {"SOLARX_SOLARX_FLUSH_CONNECTIONS=4", NULL};
+    cfg = load_ok("", env);
+    cr_assert_eq(cfg->flush_connections, 4);
+    config_destroy(cfg);
+    load_fails("[solarx]\nflush_connections = 0\n", NULL, "flush_connections", "from 1 to 8");
+    load_fails("[solarx]\nflush_connections = 9\n", NULL, "flush_connections", "from 1 to 8");
+}
+
 Test(config, flush_max_windows_has_a_default_bounds_and_an_override)
 {
     struct config *cfg = load_ok("", NULL);

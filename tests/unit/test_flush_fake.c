@@ -24,6 +24,7 @@
 #define FAKE_MAX_QUEUED 256
 
 struct sent {
+    int seq; /* order among the statements of every fake (a flush with raw lanes has several) */
     enum stmt_id stmt;
     int nparams;
     char *values[STMT_MAX_PARAMS];
@@ -42,6 +43,7 @@ struct fake {
     bool pipeline, aborted;
     struct sent *copying; /* the COPY whose rows are arriving */
     bool slow_socket;     /* during a COPY, every other flush leaves data unsent */
+    bool stalled;         /* the server does not answer: is_busy until it is cleared */
     int flushes, copy_puts;
     size_t largest_put;
     fake_responder respond;
@@ -149,6 +151,8 @@ static int fake_send_query(PGconn *conn, const char *sql, int nparams, const cha
     struct fake *k = fake_of(conn);
     cr_assert_lt(k->sent_count, FAKE_MAX_SENT);
     struct sent *q = &k->sent[k->sent_count++];
+    static int sequence;
+    q->seq = ++sequence;
     q->stmt = stmt_of_sql(sql);
     q->nparams = nparams;
     cr_assert_eq((size_t)nparams, stmt_get(q->stmt)->nparams, "%s", stmt_get(q->stmt)->name);
@@ -223,9 +227,9 @@ static int fake_ok(PGconn *conn)
     return 1;
 }
 
-static int fake_not_busy(PGconn *conn)
+static int fake_is_busy(PGconn *conn)
 {
-    return 0;
+    return fake_of(conn)->stalled;
 }
 
 static int fake_flushed(PGconn *conn)
@@ -266,7 +270,7 @@ static const struct pgwire fake_wire = {
     .send_query = fake_send_query,
     .flush = fake_flushed,
     .consume_input = fake_ok,
-    .is_busy = fake_not_busy,
+    .is_busy = fake_is_busy,
     .get_result = fake_get_result,
     .put_copy_data = fake_put_copy_data,
     .put_copy_end = fake_put_copy_end,
@@ -409,6 +413,14 @@ static int sequence_index(enum stmt_id stmt)
         if (fake->sent[i].stmt == stmt)
             return i;
     return -1;
+}
+
+static const struct sent *find_sent_in(const struct fake *k, enum stmt_id stmt, int nth)
+{
+    for (int i = 0; i < k->sent_count; i++)
+        if (k->sent[i].stmt == stmt && nth-- == 0)
+            return &k->sent[i];
+    return NULL;
 }
 
 /* ---- tests ----------------------------------------------------------------------------------- */
@@ -1011,4 +1023,112 @@ Test(flush_fake, a_large_flush_reads_and_upserts_its_windows_in_slices)
     cr_assert_str_eq(flusher_error(flusher),
                      "postgres: window merge: 1 home fact rows were changed by another writer "
                      "(version mismatch)");
+}
+
+/* ---- raw lanes --------------------------------------------------------------------------------
+ */
+
+/* A flush that knows its raw partitions exist (an earlier flush ensured them) over 4 homes x 50
+ * seconds, with a raw lane lent: the lane fake, which the caller frees. */
+static struct fake *flush_with_a_lane_ready(void)
+{
+    add_home(9, T0 + 3000, 0, 1);
+    struct fake *lane = calloc(1, sizeof(*lane));
+    cr_assert(flusher_attach_lane_wire(flusher, 0, (PGconn *)lane, &fake_wire));
+    cr_assert_eq(run_flush(), FLUSH_COMMITTED, "%s", flusher_error(flusher));
+    cr_assert_not_null(find_sent(STMT_ENSURE_RAW_PARTITIONS, 0));
+    cr_assert_eq(lane->sent_count, 0, "a flush that creates partitions writes its raw rows itself");
+    batch_clear(batch);
+    int64_t offset = 100;
+    for (int32_t home_id = 1; home_id <= 4; home_id++)
+        for (int s = 0; s < 50; s++)
+            add_home(home_id, T0 + s, 0, offset++);
+    return lane;
+}
+
+static size_t copied_rows(const struct fake *k, int from_seq)
+{
+    size_t rows = 0;
+    for (int i = 0; i < k->sent_count; i++)
+        if (k->sent[i].stmt == STMT_COPY_HOME_RAW && k->sent[i].seq > from_seq)
+            rows += copy_binary_rows(&k->sent[i], 6, 0, 0, NULL);
+    return rows;
+}
+
+/* The raw rows are split between the flush's connection and the lane; the lane writes its share
+ * in a transaction of its own, with a lock timeout, and the flush commits only after the lane's
+ * COMMIT came back. */
+Test(flush_fake, a_raw_lane_writes_a_share_and_commits_before_the_flush)
+{
+    struct fake *lane = flush_with_a_lane_ready();
+    int first_seq = fake->sent[fake->sent_count - 1].seq;
+    lane->stalled = true;
+    enum flush_progress p = flusher_start(flusher, batch);
+    for (int rounds = 0; p == FLUSH_BUSY && rounds < 100; rounds++)
+        p = flusher_on_io(flusher);
+    cr_assert_eq(p, FLUSH_BUSY, "the flush waits for its lane");
+    cr_assert(flusher_lane_busy(flusher, 0));
+    cr_assert_null(find_sent(STMT_COMMIT, 1), "no COMMIT while the lane has not committed");
+    lane->stalled = false;
+    for (int rounds = 0; p == FLUSH_BUSY && rounds < 100; rounds++)
+        p = flusher_on_io(flusher);
+    cr_assert_eq(p, FLUSH_COMMITTED, "%s", flusher_error(flusher));
+    cr_assert_not(flusher_lane_busy(flusher, 0));
+
+    static const enum stmt_id lane_steps[] = {STMT_BEGIN, STMT_RAW_LANE_LOCK_TIMEOUT,
+                                              STMT_SAVEPOINT_RAW, STMT_COPY_HOME_RAW, STMT_COMMIT};
+    cr_assert_eq(lane->sent_count, 5);
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(lane->sent[i].stmt, lane_steps[i], "lane statement %d is %s", i,
+                     stmt_get(lane->sent[i].stmt)->name);
+    const struct sent *commit = find_sent(STMT_COMMIT, 1);
+    cr_assert_not_null(commit);
+    cr_assert_gt(commit->seq, lane->sent[4].seq, "the flush commits after its lane");
+    size_t own = copied_rows(fake, first_seq), lanes = copied_rows(lane, 0);
+    cr_assert_eq(own + lanes, 200, "every raw row once: %zu + %zu", own, lanes);
+    cr_assert_eq(own, 100, "two homes' windows each");
+    cr_assert_eq(flusher_lane_conn(flusher, 0), (PGconn *)lane, "the lane stays lent");
+    flusher_detach_lane(flusher, 0);
+    fake_free(lane);
+}
+
+static PGresult *fail_copy(const struct sent *q, void *ctx)
+{
+    return q->stmt == STMT_COPY_HOME_RAW ? fake_error("22003", "numeric field overflow") : NULL;
+}
+
+/* A lane's failure is the flush's: nothing commits, and both connections are forgotten (their
+ * owner closes them, which rolls both transactions back). */
+Test(flush_fake, a_failed_raw_lane_fails_the_flush_and_both_connections_are_forgotten)
+{
+    struct fake *lane = flush_with_a_lane_ready();
+    lane->respond = fail_copy;
+    cr_assert_eq(run_flush(), FLUSH_FAILED);
+    cr_assert_str_eq(flusher_error(flusher),
+                     "postgres: raw lane 1: raw copy home: numeric field overflow");
+    cr_assert_str_eq(flusher_sqlstate(flusher), "22003");
+    cr_assert_null(find_sent(STMT_COMMIT, 1), "the flush does not commit");
+    cr_assert_null(find_sent_in(lane, STMT_COMMIT, 0), "nor does the lane");
+    cr_assert_null(flusher_conn(flusher));
+    cr_assert_null(flusher_lane_conn(flusher, 0));
+    cr_assert_not(flusher_lane_busy(flusher, 0));
+    fake_free(lane);
+}
+
+/* A lane's COPY that meets a stored row (its rows committed for a flush that then failed, and
+ * the retry) falls back to INSERT ... ON CONFLICT DO NOTHING for the rows of its share only. */
+Test(flush_fake, a_raw_lane_meeting_stored_rows_inserts_its_share_on_conflict_do_nothing)
+{
+    struct fake *lane = flush_with_a_lane_ready();
+    lane->respond = conflict_on_copy;
+    cr_assert_eq(run_flush(), FLUSH_COMMITTED, "%s", flusher_error(flusher));
+    const struct sent *insert = find_sent_in(lane, STMT_INSERT_HOME_RAW, 0);
+    cr_assert_not_null(insert);
+    cr_assert_eq(array_length(insert->values[P_HOME_RAW_OFFSETS]), 100, "its share alone");
+    const char *homes = insert->values[P_HOME_RAW_HOME_IDS];
+    cr_assert(strncmp(homes, "{3,", 3) == 0 && strcmp(homes + strlen(homes) - 3, ",4}") == 0,
+              "homes 3 and 4: %s", homes);
+    cr_assert_not_null(find_sent_in(lane, STMT_COMMIT, 0));
+    flusher_detach_lane(flusher, 0);
+    fake_free(lane);
 }

@@ -244,6 +244,108 @@ Test(flush_plan, raw_rows_resume_where_the_last_chunk_ended)
     batch_destroy(b);
 }
 
+/* A batch over several homes and kinds, merged: 3 homes x 5 seconds of home and battery readings,
+ * one home reading per home before T0 (expired at horizon T0) and one duplicate per home. */
+static struct batch *mixed_batch(void)
+{
+    struct batch *b = batch_new(900, zone);
+    int64_t offset = 0;
+    for (int32_t h = 1; h <= 3; h++) {
+        for (int s = 0; s < 5; s++) {
+            struct reading r = home(h, (s == 2 ? T0 - 86400 : T0) + s);
+            batch_add_reading(b, &r, 0, offset++);
+            struct reading x = battery(h, 1, T0 + s);
+            batch_add_reading(b, &x, 1, offset++);
+        }
+        struct reading dup = home(h, T0 + 1);
+        batch_add_reading(b, &dup, 0, offset++);
+    }
+    return b;
+}
+
+/* Every raw row of the plan, kind by kind, walked share by share. */
+static size_t collect_shares(const struct flush_plan *p, const struct flush_raw_share *shares,
+                             size_t n, int64_t *offsets, size_t *expired)
+{
+    size_t rows = 0;
+    *expired = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t share_rows = 0;
+        for (int kind = 0; kind < READING_KIND_COUNT; kind++) {
+            struct flush_raw_cursor c;
+            flush_raw_cursor_start_share(&c, kind, &shares[i]);
+            share_rows += flush_plan_raw_rows(p, T0, &c, SIZE_MAX, collect_raw, offsets);
+            *expired += c.expired;
+        }
+        cr_assert_eq(share_rows, shares[i].rows, "share %zu counts its rows", i);
+        cr_assert_gt(share_rows, 0, "no empty share");
+        rows += share_rows;
+    }
+    return rows;
+}
+
+static int compare_offsets(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Split between connections, the raw rows are those of one walk over the whole plan, each
+ * once, with the same expired count; the shares are consecutive and about equal. */
+Test(flush_plan, raw_shares_cover_every_raw_row_once_in_about_equal_parts)
+{
+    struct batch *b = mixed_batch();
+    struct flush_plan p = plan_of(b);
+    struct flush_merge_counts counts = {0};
+    char err[64];
+    cr_assert(flush_plan_merge(&p, &counts, NULL, NULL, err, sizeof(err)));
+    struct flush_raw_share whole = flush_plan_whole_share(&p, T0);
+    cr_assert_eq(whole.rows, 12 + 15, "4 home rows and 5 battery rows a home");
+    int64_t all[64] = {0};
+    size_t expired_all = 0;
+    cr_assert_eq(collect_shares(&p, &whole, 1, all, &expired_all), whole.rows);
+    cr_assert_eq(expired_all, 3);
+    qsort(all + 1, (size_t)all[0], sizeof(int64_t), compare_offsets);
+    for (size_t n = 1; n <= 8; n++) {
+        struct flush_raw_share shares[8];
+        size_t given = flush_plan_raw_shares(&p, T0, n, shares);
+        cr_assert_leq(given, n);
+        /* fewer only where single windows hold more than a share's part of the rows */
+        cr_assert_geq(given, n <= 3 ? n : 1, "%zu shares over %zu windows", n, p.window_count);
+        for (size_t i = 1; i < given; i++)
+            cr_assert_geq(shares[i].first, shares[i - 1].end, "consecutive");
+        int64_t split[64] = {0};
+        size_t expired = 0;
+        cr_assert_eq(collect_shares(&p, shares, given, split, &expired), whole.rows);
+        cr_assert_eq(expired, expired_all, "in %zu shares", n);
+        qsort(split + 1, (size_t)split[0], sizeof(int64_t), compare_offsets);
+        cr_assert_arr_eq(split, all, sizeof(all), "in %zu shares: the same rows, each once", n);
+        size_t largest_window = 5; /* rows */
+        for (size_t i = 0; i + 1 < given; i++)
+            cr_assert_leq(shares[i].rows, whole.rows / n + largest_window, "share %zu of %zu", i,
+                          n);
+    }
+    flush_plan_free(&p);
+    batch_destroy(b);
+}
+
+Test(flush_plan, a_plan_without_raw_rows_has_no_share)
+{
+    struct batch *b = batch_new(900, zone);
+    struct reading old = home(1, T0 - 86400 + 5);
+    batch_add_reading(b, &old, 0, 1);
+    struct flush_plan p = plan_of(b);
+    struct flush_merge_counts counts = {0};
+    char err[64];
+    cr_assert(flush_plan_merge(&p, &counts, NULL, NULL, err, sizeof(err)));
+    struct flush_raw_share shares[4];
+    cr_assert_eq(flush_plan_raw_shares(&p, T0, 4, shares), 0, "its only row is expired");
+    cr_assert_eq(flush_plan_raw_shares(&p, 0, 4, shares), 1, "one window: one share");
+    cr_assert_eq(shares[0].rows, 1);
+    flush_plan_free(&p);
+    batch_destroy(b);
+}
+
 Test(flush_plan, retention_keeps_days_behind_the_newest_reading_capped_by_the_clock)
 {
     struct flush_retention r = {0};
