@@ -4,11 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-void fetch_nudge_init(struct fetch_nudge *fn, bool enabled, size_t queued_min)
+void fetch_nudge_init(struct fetch_nudge *fn, bool enabled, size_t queued_min, size_t turn_take)
 {
     memset(fn, 0, sizeof(*fn));
     fn->enabled = enabled;
-    fn->queued_min = queued_min;
+    fn->full_at = queued_min > turn_take ? queued_min - turn_take : 1;
 }
 
 void fetch_nudge_free(struct fetch_nudge *fn)
@@ -20,7 +20,7 @@ void fetch_nudge_free(struct fetch_nudge *fn)
 
 void fetch_nudge_saw_queue(struct fetch_nudge *fn, size_t queue_length)
 {
-    if (fn->enabled && queue_length >= fn->queued_min)
+    if (fn->enabled && queue_length >= fn->full_at)
         fn->queue_was_full = true;
 }
 

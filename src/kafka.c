@@ -15,6 +15,9 @@
 
 /* Most messages handled per loop turn before yielding to other events (PostgreSQL, timers). */
 #define DRAIN_BUDGET 2000
+/* Events a turn may serve besides its messages (commit results, rebalances, errors): with the
+ * budget, the most a turn takes from the queue, which the fetcher nudge allows for. */
+#define DRAIN_TURN_EVENTS 64
 /* While paused the loop still polls this often, for rebalances and max.poll.interval.ms. */
 #define PAUSED_POLL_MS 100
 /* Backpressure first just stops draining (librdkafka's bounded queue then stops its fetcher);
@@ -514,7 +517,8 @@ struct kafka_consumer *kafka_consumer_new(const struct config *cfg, struct event
     /* Without a queue backoff (librdkafka 2.0) the service wakes the fetcher itself. */
     const char *min = fetch_setting(cfg, defaults, ndefaults, "queued.min.messages");
     fetch_nudge_init(&kc->nudge, !fetch_setting(cfg, defaults, ndefaults, "fetch.queue.backoff.ms"),
-                     min ? (size_t)strtoul(min, NULL, 10) : 100000); /* 2.0's own default */
+                     min ? (size_t)strtoul(min, NULL, 10) : 100000, /* 2.0's own default */
+                     DRAIN_BUDGET + DRAIN_TURN_EVENTS);
     log_fetch_settings(cfg, defaults, ndefaults, &kc->nudge);
     if (!set_instance_id(kc, cfg, conf, errstr, errstr_size))
         goto fail;

@@ -7,7 +7,13 @@
  * consumer seeks every partition it consumed from to the next offset it has not consumed: the
  * seek wakes the broker thread and fetches exactly from there. This records those offsets and
  * says when a nudge is due. librdkafka 2.1 and later wait by fetch.queue.backoff.ms instead: a
- * disabled fetch_nudge is never due. */
+ * disabled fetch_nudge is never due.
+ *
+ * The fetcher counts the queue while the consumer drains it, so a drain turn that starts after
+ * the fetcher stopped may find fewer than queued.min.messages: the turn in progress took some
+ * meanwhile. It took at most what one turn takes (turn_take), so a queue of queued_min -
+ * turn_take at the start of a turn already counts as full. Counting from queued_min alone missed
+ * a stop in a few of every ~50, and each cost the catch-up the fetcher's own one-second wait. */
 #ifndef SOLARX_FETCH_NUDGE_H
 #define SOLARX_FETCH_NUDGE_H
 
@@ -25,13 +31,15 @@ struct fetch_partitions {
 
 struct fetch_nudge {
     bool enabled;
-    size_t queued_min;   /* queued.min.messages in use */
-    bool queue_was_full; /* seen at queued_min since the last nudge or forget */
+    size_t full_at;      /* a queue this long at a turn's start may have stopped the fetcher */
+    bool queue_was_full; /* seen at full_at since the last nudge or forget */
     unsigned long long nudges;
     struct fetch_partitions kind[READING_KIND_COUNT];
 };
 
-void fetch_nudge_init(struct fetch_nudge *fn, bool enabled, size_t queued_min);
+/* queued_min: queued.min.messages in use; turn_take: the most queue entries one drain turn
+ * takes (messages and the events it serves). */
+void fetch_nudge_init(struct fetch_nudge *fn, bool enabled, size_t queued_min, size_t turn_take);
 void fetch_nudge_free(struct fetch_nudge *fn);
 
 /* The queue's length at the start of a drain. */

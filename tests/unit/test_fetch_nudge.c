@@ -30,7 +30,7 @@ static struct seen positions(const struct fetch_nudge *fn)
 Test(fetch_nudge, due_only_after_a_full_queue_was_seen)
 {
     struct fetch_nudge fn;
-    fetch_nudge_init(&fn, true, 10000);
+    fetch_nudge_init(&fn, true, 10000, 0);
     fetch_nudge_consumed(&fn, READING_HOME, 0, 41);
     fetch_nudge_saw_queue(&fn, 9999); /* below the threshold: the fetcher still fetches */
     cr_assert_not(fetch_nudge_due(&fn));
@@ -42,10 +42,36 @@ Test(fetch_nudge, due_only_after_a_full_queue_was_seen)
     fetch_nudge_free(&fn);
 }
 
+Test(fetch_nudge, a_queue_short_of_the_threshold_by_one_turn_counts_as_full)
+{
+    /* The fetcher saw 10,000 queued and stopped; the turn then in progress took up to 2,064 of
+     * them before the next turn looked. */
+    struct fetch_nudge fn;
+    fetch_nudge_init(&fn, true, 10000, 2064);
+    fetch_nudge_consumed(&fn, READING_SOLAR, 1, 5);
+    fetch_nudge_saw_queue(&fn, 7935);
+    cr_assert_not(fetch_nudge_due(&fn), "short by more than a turn: the fetcher never stopped");
+    fetch_nudge_saw_queue(&fn, 7936);
+    cr_assert(fetch_nudge_due(&fn));
+    fetch_nudge_free(&fn);
+}
+
+Test(fetch_nudge, a_threshold_below_one_turn_counts_any_queue_as_full)
+{
+    struct fetch_nudge fn;
+    fetch_nudge_init(&fn, true, 500, 2064);
+    fetch_nudge_consumed(&fn, READING_HOME, 0, 1);
+    fetch_nudge_saw_queue(&fn, 0);
+    cr_assert_not(fetch_nudge_due(&fn), "an empty queue stopped nothing");
+    fetch_nudge_saw_queue(&fn, 1);
+    cr_assert(fetch_nudge_due(&fn));
+    fetch_nudge_free(&fn);
+}
+
 Test(fetch_nudge, seeks_to_the_offset_after_the_last_consumed)
 {
     struct fetch_nudge fn;
-    fetch_nudge_init(&fn, true, 100);
+    fetch_nudge_init(&fn, true, 100, 0);
     fetch_nudge_consumed(&fn, READING_BATTERY, 2, 7);
     fetch_nudge_consumed(&fn, READING_BATTERY, 2, 8);
     fetch_nudge_consumed(&fn, READING_SOLAR, 40, 0); /* the table grows to partition 40 */
@@ -63,7 +89,7 @@ Test(fetch_nudge, seeks_to_the_offset_after_the_last_consumed)
 Test(fetch_nudge, a_rebalance_or_a_seek_forgets_positions_and_the_full_queue)
 {
     struct fetch_nudge fn;
-    fetch_nudge_init(&fn, true, 100);
+    fetch_nudge_init(&fn, true, 100, 0);
     fetch_nudge_consumed(&fn, READING_HOME, 0, 10);
     fetch_nudge_consumed(&fn, READING_HOME, 1, 20);
     fetch_nudge_saw_queue(&fn, 100);
@@ -83,7 +109,7 @@ Test(fetch_nudge, a_rebalance_or_a_seek_forgets_positions_and_the_full_queue)
 Test(fetch_nudge, disabled_on_librdkafka_with_a_queue_backoff)
 {
     struct fetch_nudge fn;
-    fetch_nudge_init(&fn, false, 100);
+    fetch_nudge_init(&fn, false, 100, 0);
     fetch_nudge_consumed(&fn, READING_HOME, 0, 10);
     fetch_nudge_saw_queue(&fn, 1000000);
     cr_assert_not(fetch_nudge_due(&fn));
@@ -94,7 +120,7 @@ Test(fetch_nudge, disabled_on_librdkafka_with_a_queue_backoff)
 Test(fetch_nudge, ignores_what_is_not_a_partition_offset)
 {
     struct fetch_nudge fn;
-    fetch_nudge_init(&fn, true, 1);
+    fetch_nudge_init(&fn, true, 1, 0);
     fetch_nudge_consumed(&fn, READING_HOME, -1, 5);    /* RD_KAFKA_PARTITION_UA */
     fetch_nudge_consumed(&fn, READING_HOME, 0, -1001); /* a logical offset */
     cr_assert_eq(positions(&fn).count, 0);
