@@ -424,7 +424,7 @@ static void set_defaults(struct config *cfg)
     cfg->stop_timeout_s = 30;
     cfg->raw_retention_days = 7;
     cfg->window_cache_windows = 4096;
-    cfg->flush_connections = 2;
+    cfg->flush_connections = 3;
     cfg->http_listen = xstrdup("127.0.0.1:9187");
     cfg->appliances_file = xstrdup("/etc/solarx/home_appliances.json");
     cfg->panels_file = xstrdup("/etc/solarx/solar_panels.json");

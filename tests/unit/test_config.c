@@ -412,7 +412,7 @@ Test(config, window_cache_windows_has_a_default_a_bound_and_zero_turns_it_off)
 Test(config, flush_connections_has_a_default_bounds_and_an_override)
 {
     struct config *cfg = load_ok("", NULL);
-    cr_assert_eq(cfg->flush_connections, 2);
+    cr_assert_eq(cfg->flush_connections, 3);
     config_destroy(cfg);
     cfg = load_ok("[solarx]\nflush_connections = 1\n", NULL);
     cr_assert_eq(cfg->flush_connections, 1);
