@@ -1049,6 +1049,10 @@ enum flush_progress flusher_start(struct flusher *f, struct batch *b)
     }
     f->batch = b;
     f->dropping_partitions = false;
+    f->pending_day_count = 0; /* those of a flush that failed were not ensured */
+    raw_writer_clear_counts(&f->raw);
+    for (int i = 0; i < FLUSH_LANES_MAX; i++)
+        raw_writer_clear_counts(&f->lanes[i].w); /* a lane this flush leaves out adds nothing */
     if (!flush_plan_start(&f->plan, batch_sorted_windows(b), b->window_count, b->reading_count,
                           b->window_seconds)) {
         set_error(f, "internal", "out of memory");

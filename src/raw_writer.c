@@ -21,6 +21,12 @@ void raw_writer_free(struct raw_writer *w)
     w->active = false;
 }
 
+void raw_writer_clear_counts(struct raw_writer *w)
+{
+    memset(w->inserted, 0, sizeof(w->inserted));
+    w->expired = 0;
+}
+
 bool raw_writer_busy(const struct raw_writer *w)
 {
     return w->active;
@@ -112,8 +118,7 @@ bool raw_writer_start(struct raw_writer *w, struct db_pipeline *db, const struct
     w->copy_streaming = false;
     w->conflict = false;
     w->kind = -1;
-    w->expired = 0;
-    memset(w->inserted, 0, sizeof(w->inserted));
+    raw_writer_clear_counts(w);
     if (!db_leave_pipeline(db))
         return false;
     bool sent = own_transaction ? send_step(w, RAW_BEGIN, STMT_BEGIN, NULL) : next_kind(w);

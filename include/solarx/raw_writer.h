@@ -78,6 +78,9 @@ bool raw_writer_start(struct raw_writer *w, struct db_pipeline *db, const struct
 /* What db_pipeline_on_io (or _read) said: sends the next command, the next COPY chunk. */
 enum raw_progress raw_writer_take(struct raw_writer *w, enum db_io io);
 
+/* Forgets inserted[] and expired (raw_writer_start does too). */
+void raw_writer_clear_counts(struct raw_writer *w);
+
 /* Whether the writer is between raw_writer_start and its end. */
 bool raw_writer_busy(const struct raw_writer *w);
 

@@ -140,6 +140,10 @@ readings_dup=$((duplicates_home + duplicates_solar + 3 * duplicates_battery))
 assert_eq "$(log_sum merged)" "$readings_valid" "readings merged (log)"
 assert_eq "$(log_sum duplicates)" "$readings_dup" "duplicates (log)"
 assert_eq "$(log_sum readings)" $((readings_valid + readings_dup)) "readings decoded (log)"
+# The raw rows the flushes report, their own connection's and their raw lanes' (the default
+# flush_connections, 3), add up to the rows stored: none counted twice or left out.
+assert_eq "$(log_sum raw_home) $(log_sum raw_solar) $(log_sum raw_battery)" "$raw" \
+    "raw rows written (log: home solar battery)"
 
 # (a) every fact equals the aggregation of its raw rows; every raw bucket has its fact. A fact's
 # seconds bitmap has one bit per counted reading.
