@@ -959,8 +959,9 @@ static bool lanes_writing(const struct flusher *f)
     return false;
 }
 
-/* The flush's share is written: COMMIT once every lane committed its own (never before: a lane
- * that failed fails the flush, and its retry must find the rows it could not write). */
+/* The flush's share is written: COMMIT once every lane committed its own, never before: the
+ * COMMIT stores the offsets past every raw row of the batch, so the lanes' rows must be in first
+ * (a lane that fails fails the flush, and the retry writes its rows). */
 static bool commit_when_lanes_done(struct flusher *f)
 {
     if (lanes_writing(f)) {
