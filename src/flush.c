@@ -70,7 +70,6 @@ struct fact_slice {
 /* A raw lane: another connection lent to the flusher, which writes a share of a flush's raw
  * rows in a transaction of its own, committed before the flush's (raw_writer.h). */
 struct flush_lane {
-    struct flusher *f;
     int index;
     struct db_pipeline *db; /* its connection, when one is lent */
     struct raw_writer w;    /* its share of this flush */
@@ -248,7 +247,6 @@ bool flusher_attach_lane_wire(struct flusher *f, int lane, PGconn *conn, const s
         return false;
     struct flush_lane *l = &f->lanes[lane];
     if (!l->db) {
-        l->f = f;
         l->index = lane;
         l->db = db_pipeline_new(lane_failure_name, l);
         if (!l->db)

@@ -391,6 +391,23 @@ static void continue_flush(struct service *s)
         start_flush(s); /* a full batch, or the next part of an isolation, does not wait */
 }
 
+/* A socket of the flush (its own connection's or a raw lane's) is ready: the flush reads it. */
+static void on_flush_socket(void *owner)
+{
+    struct service *s = owner;
+    if (s->flushing)
+        continue_flush(s);
+}
+
+/* The flush passed its deadline on one of its connections. */
+static void on_flush_deadline(void *owner)
+{
+    struct service *s = owner;
+    if (s->flushing)
+        flush_finished(s, flusher_abort(s->flusher, "no answer from PostgreSQL within the "
+                                                    "flush deadline"));
+}
+
 static void on_db_event(void *owner, const struct db_event *ev)
 {
     struct service *s = owner;
@@ -413,33 +430,14 @@ static void on_db_event(void *owner, const struct db_event *ev)
         return;
     case DB_EVENT_READABLE:
     case DB_EVENT_WRITABLE:
-        if (s->flushing)
-            continue_flush(s);
+        on_flush_socket(s);
         return;
     case DB_EVENT_DEADLINE:
-        if (s->flushing)
-            flush_finished(s, flusher_abort(s->flusher, "no answer from PostgreSQL within the "
-                                                        "flush deadline"));
+        on_flush_deadline(s);
         return;
     default: /* DB_EVENT_NONE: never told (db_session_handler) */
         return;
     }
-}
-
-/* A raw lane's socket is ready: the flush in progress reads it. */
-static void on_lane_ready(void *owner)
-{
-    struct service *s = owner;
-    if (s->flushing)
-        continue_flush(s);
-}
-
-static void on_lane_deadline(void *owner)
-{
-    struct service *s = owner;
-    if (s->flushing)
-        flush_finished(s, flusher_abort(s->flusher, "no answer from PostgreSQL within the flush "
-                                                    "deadline (raw lane)"));
 }
 
 static void on_flush_timer(evutil_socket_t fd, short what, void *arg)
@@ -912,7 +910,7 @@ int service_run(struct config *cfg, char *errstr, size_t errstr_size)
     s.claims = claims_new();
     s.db = s.base ? db_session_new(s.base, cfg, on_db_event, &s) : NULL;
     const struct flush_lanes_handlers lane_handlers = {
-        .on_ready = on_lane_ready, .on_deadline = on_lane_deadline, .owner = &s};
+        .on_ready = on_flush_socket, .on_deadline = on_flush_deadline, .owner = &s};
     s.lanes = s.db && s.flusher ? flush_lanes_new(s.base, cfg, s.flusher, &lane_handlers) : NULL;
     if (!s.base || !s.flusher || !s.claims || !s.db || !s.lanes) {
         snprintf(errstr, errstr_size, "out of memory");
