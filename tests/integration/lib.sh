@@ -456,9 +456,11 @@ dim_battery_history() {
 # ---- Local ports (test_http_limits.sh, test_secrets.sh) ---------------------------------------
 
 # free_local_port: prints a TCP port on 127.0.0.1 that nothing listens on, trying 50 ports from
-# SOLARX_TEST_PORT_BASE (default: 20000 plus this shell's pid modulo 20000).
+# SOLARX_TEST_PORT_BASE (default: 20000 plus this shell's pid modulo 12000: below Linux's ephemeral
+# range, 32768 on, where the tests' own client connections take local ports that a probe for a
+# listener cannot see, and the service's HTTP bind then fails with "Address already in use").
 free_local_port() {
-    local base=${SOLARX_TEST_PORT_BASE:-$((20000 + $$ % 20000))} port
+    local base=${SOLARX_TEST_PORT_BASE:-$((20000 + $$ % 12000))} port
     for ((port = base; port < base + 50; port++)); do
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             echo "$port"
